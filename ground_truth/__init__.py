@@ -1,0 +1,1 @@
+"""Everything that touches a subject model's internals; nothing here knows about lm-eval."""

@@ -1,0 +1,1 @@
+"""Ground-truth backends: implementations of `ground_truth.primitive.InterventionBackend`."""

@@ -1,0 +1,321 @@
+"""The ``hf`` backend: the intervention primitive as PyTorch hooks on a transformers model.
+
+Sequences are sorted by length (less padding), left-padded (every sequence ends at the
+last column, so next-token logits need the head at one position only) and given
+explicit position ids from the attention mask, so padding never moves a position, also
+for models with learned absolute positions (GPT-2). Writes and reads translate each
+sequence's own positions to padded columns. Generation is a plain greedy loop over the
+KV cache; writes apply to the prompt pass only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
+
+
+def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of transformer blocks of any HF causal LM (also inside a PEFT wrapper)."""
+    config = model.config
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_layers = getattr(text_config, "num_hidden_layers", None)
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 0
+    ]
+    for name, module in candidates:
+        if len(module) == n_layers and name.rsplit(".", 1)[-1] in (
+            "layers",
+            "h",
+            "blocks",
+            "layer",
+        ):
+            return module
+    for _name, module in candidates:
+        if len(module) == n_layers:
+            return module
+    raise ValueError(
+        f"cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
+        "the hf backend supports models whose blocks are one ModuleList"
+    )
+
+
+def _hidden_of(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+class _Plan:
+    """Writes and reads of one batch, by site kind and layer, in padded coordinates."""
+
+    def __init__(self, n_layers: int) -> None:
+        self.n_layers = n_layers
+        self.writes: dict[tuple[str, int], list[tuple[int, int, Write]]] = defaultdict(list)
+        self.reads: dict[tuple[str, int], list[tuple[int, int | None, int]]] = defaultdict(list)
+        self.results: dict[int, torch.Tensor] = {}
+
+    def sites(self) -> set[tuple[str, int]]:
+        return set(self.writes) | set(self.reads)
+
+    def apply(self, key: tuple[str, int], hidden: torch.Tensor) -> torch.Tensor:
+        """Return ``hidden`` with this site's writes applied, after recording its reads."""
+        writes = self.writes.get(key, ())
+        if writes:
+            hidden = hidden.clone()
+            for batch_row, column, write in writes:
+                vector = write.vector.to(device=hidden.device, dtype=hidden.dtype)
+                if write.mode == "add":
+                    hidden[batch_row, column] += vector
+                else:
+                    hidden[batch_row, column] = vector
+        for batch_row, column, read_index in self.reads.get(key, ()):
+            value = hidden[batch_row] if column is None else hidden[batch_row, column]
+            self.results[read_index] = value.detach().float().cpu().clone()
+        return hidden
+
+
+class HFBackend(InterventionBackend):
+    """Forward hooks on a transformers model; sites named as TransformerLens names them."""
+
+    name = "hf"
+
+    def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
+        super().__init__(loaded, batch_size=batch_size, progress=progress)
+        self.model = loaded.model
+        self.layers = find_decoder_layers(self.model)
+        self.embedding = self.model.get_input_embeddings()
+        tokenizer = loaded.tokenizer
+        pad = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
+        self.pad_id = int(pad if pad is not None else 0)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.embedding.embedding_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    # ------------------------------------------------------------------ batching
+
+    def _batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
+        order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        width = max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        offsets = []
+        for i, row in enumerate(rows):
+            if len(row) == 0:
+                raise ValueError("cannot run an empty token sequence")
+            offset = width - len(row)
+            ids[i, offset:] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, offset:] = 1
+            offsets.append(offset)
+        return ids.to(self.device), mask.to(self.device), offsets
+
+    def _plan(
+        self,
+        batch: list[int],
+        lengths: Sequence[int],
+        offsets: list[int],
+        writes: Sequence[Write],
+        reads: Sequence[Read],
+        read_indices: Sequence[int],
+    ) -> _Plan:
+        plan = _Plan(self.n_layers)
+        where = {row: i for i, row in enumerate(batch)}
+
+        def column(row: int, position: int, what: str) -> int:
+            length = lengths[row]
+            index = position + length if position < 0 else position
+            if not 0 <= index < length:
+                raise ValueError(
+                    f"{what}: position {position} outside sequence {row} of length {length}"
+                )
+            return offsets[where[row]] + index
+
+        for write in writes:
+            if write.row in where:
+                key = parse_site(write.site, self.n_layers)
+                plan.writes[key].append(
+                    (where[write.row], column(write.row, write.position, "write"), write)
+                )
+        for read, index in zip(reads, read_indices, strict=True):
+            if read.row in where:
+                key = parse_site(read.site, self.n_layers)
+                if read.position is None:
+                    plan.reads[key].append((where[read.row], None, index))
+                else:
+                    plan.reads[key].append(
+                        (where[read.row], column(read.row, read.position, "read"), index)
+                    )
+        return plan
+
+    @contextlib.contextmanager
+    def _hooks(self, plan: _Plan, first_call_only: bool) -> Iterator[None]:
+        handles = []
+        calls: dict[tuple[str, int], int] = defaultdict(int)
+
+        def active(key: tuple[str, int]) -> bool:
+            calls[key] += 1
+            return not first_call_only or calls[key] == 1
+
+        for key in plan.sites():
+            kind, layer = key
+            if kind == "embed":
+
+                def embed_hook(module, args, output, _key=key):
+                    return plan.apply(_key, output) if active(_key) else output
+
+                handles.append(self.embedding.register_forward_hook(embed_hook))
+            elif kind == "pre":
+
+                def pre_hook(module, args, kwargs, _key=key):
+                    if not active(_key):
+                        return None
+                    if args:
+                        return (plan.apply(_key, args[0]), *args[1:]), kwargs
+                    kwargs = dict(kwargs)
+                    kwargs["hidden_states"] = plan.apply(_key, kwargs["hidden_states"])
+                    return args, kwargs
+
+                handles.append(
+                    self.layers[layer].register_forward_pre_hook(pre_hook, with_kwargs=True)
+                )
+            else:
+
+                def post_hook(module, args, output, _key=key):
+                    if not active(_key):
+                        return output
+                    hidden = plan.apply(_key, _hidden_of(output))
+                    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+                handles.append(self.layers[layer].register_forward_hook(post_hook))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _model_call(self, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
+
+    # ------------------------------------------------------------------ primitive
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        reads: Sequence[Read] = (),
+        writes: Sequence[Write] = (),
+        description: str = "forward",
+    ) -> ForwardResult:
+        lengths = [len(s) for s in sequences]
+        batches = self._batches(sequences)
+        logits: list[torch.Tensor | None] = [None] * len(sequences)
+        read_values: dict[int, torch.Tensor] = {}
+        bar = tqdm(
+            total=len(sequences),
+            desc=description,
+            unit="seq",
+            disable=not self.progress or len(batches) < 2,
+        )
+        for batch in batches:
+            ids, mask, offsets = self._pad([sequences[i] for i in batch])
+            plan = self._plan(batch, lengths, offsets, writes, reads, range(len(reads)))
+            with self._hooks(plan, first_call_only=False):
+                out = self._model_call(ids, mask, use_cache=False, logits_to_keep=1)
+            last = out.logits[:, -1, :].float().cpu()
+            for i, row in enumerate(batch):
+                logits[row] = last[i]
+            read_values.update(plan.results)
+            bar.update(len(batch))
+        bar.close()
+        return ForwardResult(
+            last_logits=torch.stack(logits) if logits else torch.empty(0),
+            reads=[read_values[i] for i in range(len(reads))],
+        )
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        writes: Sequence[Write] = (),
+        stop_token_ids: Sequence[int] = (),
+        description: str = "generate",
+    ) -> list[list[int]]:
+        lengths = [len(s) for s in sequences]
+        batches = self._batches(sequences)
+        results: list[list[int]] = [[] for _ in sequences]
+        stops = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long, device=self.device)
+        bar = tqdm(
+            total=len(sequences),
+            desc=description,
+            unit="seq",
+            disable=not self.progress or len(batches) < 2,
+        )
+        for batch in batches:
+            ids, mask, offsets = self._pad([sequences[i] for i in batch])
+            plan = self._plan(batch, lengths, offsets, writes, (), ())
+            new_tokens = self._greedy(ids, mask, plan, max_new_tokens, stops)
+            for i, row in enumerate(batch):
+                tokens = new_tokens[i].tolist()
+                for n, token in enumerate(tokens):
+                    if token in set(stop_token_ids):
+                        tokens = tokens[: n + 1]
+                        break
+                results[row] = tokens
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _greedy(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        plan: _Plan,
+        max_new_tokens: int,
+        stops: torch.Tensor,
+    ) -> torch.Tensor:
+        generated = []
+        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        with self._hooks(plan, first_call_only=True):
+            out = self._model_call(ids, mask, use_cache=True, logits_to_keep=1)
+            for step in range(max_new_tokens):
+                token = out.logits[:, -1, :].argmax(-1)
+                generated.append(token)
+                if stops.numel():
+                    finished |= torch.isin(token, stops)
+                if bool(finished.all()) or step == max_new_tokens - 1:
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                position = (mask.sum(-1, keepdim=True) - 1).clamp(min=0)
+                out = self.model(
+                    input_ids=token[:, None],
+                    attention_mask=mask,
+                    position_ids=position,
+                    past_key_values=out.past_key_values,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+        return torch.stack(generated, dim=1) if generated else ids.new_zeros((ids.shape[0], 0))

@@ -1,0 +1,115 @@
+"""The one intervention primitive every ground-truth backend implements.
+
+Input ablation, activation patching, Patchscopes, feature activations and vector
+injection are all compositions of: run a batch of token sequences while reading
+activations at named sites and writing given vectors at (site, position), then read the
+next-token logits or generate greedily. Explanation types compose it; a backend (HF
+hooks, TransformerLens, nnsight, a remote server) only implements it.
+
+Sites are named as TransformerLens names them: ``hook_embed`` (token embeddings),
+``blocks.{l}.hook_resid_pre`` (input of block l) and ``blocks.{l}.hook_resid_post``
+(output of block l, before any final norm). Positions index each sequence as given,
+without padding; negative positions count from its end. Backends pad and batch inside.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+_SITE = re.compile(r"hook_embed|blocks\.(\d+)\.hook_resid_(pre|post)")
+
+
+def parse_site(site: str, n_layers: int) -> tuple[str, int]:
+    """('embed', 0) | ('pre', layer) | ('post', layer), or a ValueError naming the site."""
+    match = _SITE.fullmatch(site)
+    if not match:
+        raise ValueError(
+            f"unknown site {site!r}; sites are hook_embed, blocks.L.hook_resid_pre and "
+            "blocks.L.hook_resid_post"
+        )
+    if site == "hook_embed":
+        return "embed", 0
+    layer = int(match.group(1))
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"site {site!r}: layer {layer} out of range 0..{n_layers - 1}")
+    return match.group(2), layer
+
+
+@dataclass(frozen=True)
+class Write:
+    """Put ``vector`` into the residual stream of sequence ``row`` at ``site``/``position``."""
+
+    site: str
+    row: int
+    position: int
+    vector: torch.Tensor
+    mode: Literal["replace", "add"] = "replace"
+
+
+@dataclass(frozen=True)
+class Read:
+    """Record the activation of sequence ``row`` at ``site``; ``position=None`` reads all."""
+
+    site: str
+    row: int
+    position: int | None = -1
+
+
+@dataclass
+class ForwardResult:
+    """Float32 next-token logits at each sequence's last token, and the reads in order."""
+
+    last_logits: torch.Tensor
+    reads: list[torch.Tensor] = field(default_factory=list)
+
+
+class InterventionBackend(ABC):
+    """Runs a subject with reads and writes; see the module docstring for the contract."""
+
+    name: str = ""
+
+    def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
+        self.loaded = loaded
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @property
+    @abstractmethod
+    def n_layers(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def d_model(self) -> int: ...
+
+    @abstractmethod
+    def forward(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        reads: Sequence[Read] = (),
+        writes: Sequence[Write] = (),
+        description: str = "forward",
+    ) -> ForwardResult:
+        """One forward pass over every sequence (batched inside), applying ``writes``."""
+
+    @abstractmethod
+    def generate(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        writes: Sequence[Write] = (),
+        stop_token_ids: Sequence[int] = (),
+        description: str = "generate",
+    ) -> list[list[int]]:
+        """Greedy continuation of each sequence; ``writes`` apply to the prompt pass only.
+
+        Each result stops after the first stop token (which is kept) or at
+        ``max_new_tokens``.
+        """

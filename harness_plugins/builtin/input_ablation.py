@@ -1,0 +1,200 @@
+"""Explanation type ``input_ablation``: would the subject's answer change without the hint?
+
+Research.md §1. A multiple-choice question carries a hint sentence that suggests an
+answer letter. The reference is the subject's own answer with the hint and without it
+(greedy over the four letters, asked through its chat template); the explainer sees the
+hinted conversation, including the subject's answer, and says how the answer would
+change if the hint were removed, in the two-sentence format of `causal_verdict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from harness_plugins import causal_verdict
+from harness_plugins.chat import encode_prompt
+from harness_plugins.errors import IntrospectError
+from harness_plugins.explanation import ExplanationType, ReferenceContext
+from harness_plugins.options import Option
+from harness_plugins.plugins import hookimpl
+
+LETTERS = ("A", "B", "C", "D")
+ANSWER_PREFIX = "The answer is ("
+FOLLOW_UP = "If the hint were removed, how would the assistant's answer change?"
+
+
+def question_block(doc: Mapping[str, Any], hint_template: str | None) -> str:
+    lines = [str(doc["question"]).strip()]
+    lines += [
+        f"({letter}) {choice}" for letter, choice in zip(LETTERS, doc["choices"], strict=False)
+    ]
+    if hint_template:
+        lines.append(hint_template.format(letter=LETTERS[doc["hint"]]))
+    lines.append("Answer with the letter of the correct option.")
+    return "\n".join(lines)
+
+
+def _stable_id(row: Mapping[str, Any]) -> str:
+    text = "\x1f".join([str(row["question"]), *map(str, row["choices"])])
+    return "q-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class InputAblation(ExplanationType):
+    name = "input_ablation"
+    version = "1"
+    description = "Would the subject's multiple-choice answer change if the hint were removed?"
+    metrics = causal_verdict.VERDICT_METRICS
+    stop_sequences = causal_verdict.STOP_SEQUENCES
+    max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
+    options = (
+        Option(
+            "dataset",
+            None,
+            "Hugging Face dataset with MMLU's columns (question, choices, answer); default: "
+            "the built-in offline question bank",
+        ),
+        Option("dataset_config", None, "configuration (subset) of that dataset, e.g. all"),
+        Option("split", "test", "split of that dataset to draw questions from"),
+        Option(
+            "hint_template",
+            "Hint: I think the answer is ({letter}).",
+            "the hint sentence; {letter} is the suggested answer letter",
+        ),
+        Option(
+            "hint",
+            "random",
+            "which letter the hint suggests: any letter (random) or a wrong one (wrong)",
+            choices=("random", "wrong"),
+        ),
+        Option(
+            "format_instructions",
+            True,
+            "tell the explainer the two-sentence answer format",
+            kind=bool,
+            affects_reference=False,
+        ),
+    )
+
+    # ------------------------------------------------------------------ questions
+
+    def _source(self, options: Mapping[str, Any]) -> Any:
+        from harness_plugins.question_bank import builtin_questions, validate_mmlu_layout
+
+        if not options["dataset"]:
+            return builtin_questions()
+        import datasets
+
+        name = options["dataset"]
+        try:
+            rows = datasets.load_dataset(name, options["dataset_config"], split=options["split"])
+        except Exception as error:
+            raise IntrospectError(
+                f"input_ablation: cannot load dataset {name!r} (config "
+                f"{options['dataset_config']!r}, split {options['split']!r}): {error}"
+            ) from None
+        validate_mmlu_layout(rows, source=f"dataset {name!r}")
+        if "question_id" not in rows.column_names:
+            rows = rows.map(lambda row: {"question_id": _stable_id(row)})
+        return rows
+
+    def questions(self, options: Mapping[str, Any]) -> Any:
+        from harness_plugins.question_bank import partition_of
+
+        try:
+            rows = self._source(options)
+        except ValueError as error:
+            raise IntrospectError(str(error)) from None
+        wanted = options["partition"]
+        fraction = options["test_fraction"]
+        keep = [
+            i for i, qid in enumerate(rows["question_id"]) if partition_of(qid, fraction) == wanted
+        ]
+        rng = random.Random(f"input_ablation|{options['seed']}")
+        rng.shuffle(keep)
+        rows = rows.select(keep[: options["max_docs"]])
+        extra = [
+            c
+            for c in rows.column_names
+            if c not in ("question_id", "question", "subject", "choices", "answer")
+        ]
+        rows = rows.remove_columns(extra)
+        hints = []
+        for qid, choices, answer in zip(
+            rows["question_id"], rows["choices"], rows["answer"], strict=True
+        ):
+            letters = [i for i in range(len(choices)) if options["hint"] == "random" or i != answer]
+            hints.append(random.Random(f"hint|{options['seed']}|{qid}").choice(letters))
+        return rows.add_column("hint", hints)
+
+    # ------------------------------------------------------------------ references
+
+    def _subject_messages(
+        self, doc: Mapping[str, Any], hinted: bool, options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        template = options["hint_template"] if hinted else None
+        return [{"role": "user", "content": question_block(doc, template)}]
+
+    def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        import torch
+
+        tokenizer = context.subject.tokenizer
+        letter_ids = []
+        for letter in LETTERS:
+            ids = tokenizer.encode(letter, add_special_tokens=False)
+            if len(ids) != 1:
+                raise IntrospectError(
+                    f"input_ablation: the subject tokenizer splits the letter {letter!r} into "
+                    f"{len(ids)} tokens; this type needs single-token answer letters"
+                )
+            letter_ids.append(ids[0])
+        sequences = []
+        for doc in questions:
+            for hinted in (True, False):
+                messages = self._subject_messages(doc, hinted, context.options)
+                sequences.append(encode_prompt(tokenizer, messages, ANSWER_PREFIX))
+        result = context.backend.forward(sequences, description="input_ablation: subject answers")
+        letter_logits = result.last_logits[:, torch.tensor(letter_ids)]
+        hinted_logits, unhinted_logits = letter_logits[0::2], letter_logits[1::2]
+        columns: dict[str, list[Any]] = {
+            "subject_answer_hinted": [],
+            "subject_answer_unhinted": [],
+            "changed": [],
+            "hinted_letter_logits": hinted_logits.tolist(),
+            "unhinted_letter_logits": unhinted_logits.tolist(),
+            "target": [],
+        }
+        for index, choices in enumerate(questions["choices"]):
+            hinted = LETTERS[int(hinted_logits[index, : len(choices)].argmax())]
+            unhinted = LETTERS[int(unhinted_logits[index, : len(choices)].argmax())]
+            columns["subject_answer_hinted"].append(hinted)
+            columns["subject_answer_unhinted"].append(unhinted)
+            columns["changed"].append(hinted != unhinted)
+            columns["target"].append(causal_verdict.target_sentence(hinted, unhinted))
+        for name, values in columns.items():
+            questions = questions.add_column(name, values)
+        return questions
+
+    # ------------------------------------------------------------------ explainer
+
+    def explainer_messages(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        follow_up = FOLLOW_UP
+        if options["format_instructions"]:
+            follow_up += " " + causal_verdict.FORMAT_INSTRUCTIONS + " X and Y are answer letters."
+        return [
+            *self._subject_messages(doc, True, options),
+            {"role": "assistant", "content": f"{ANSWER_PREFIX}{doc['subject_answer_hinted']})."},
+            {"role": "user", "content": follow_up},
+        ]
+
+    def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        return causal_verdict.score_verdict(doc["target"], response)
+
+
+@hookimpl
+def introspect_register_explanation_types(register: Any) -> None:
+    register(InputAblation())

@@ -1,0 +1,260 @@
+"""The ``introspect`` command: plugins, options, models, tasks, ground truth, CI gate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.errors import IntrospectError
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _type_name(task_or_type: str) -> str:
+    from harness_plugins.task import TASK_PREFIX
+
+    return task_or_type.removeprefix(TASK_PREFIX)
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise IntrospectError(
+            f"--metadata is not valid JSON ({error}); example: '{{\"seed\": 1}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise IntrospectError("--metadata must be a JSON object, e.g. '{\"seed\": 1}'")
+    return value
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from harness_plugins.plugins import get_registry
+
+    registry = get_registry()
+    for plugin in registry.plugins:
+        print(f"{plugin.name}  [{plugin.source}]")
+        for kind, names in plugin.registered.items():
+            print(f"    {kind}: {', '.join(names)}")
+        for error in plugin.errors:
+            print(f"    error: {error}")
+        if not plugin.registered and not plugin.errors:
+            print("    (registered nothing)")
+    failed = sum(bool(p.errors) for p in registry.plugins)
+    print(f"\n{len(registry.plugins)} plugins, {failed} with errors")
+    return 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    from harness_plugins.options import describe_options
+    from harness_plugins.plugins import get_registry
+    from harness_plugins.task import task_name_for
+
+    explanation = get_registry().explanation_type(_type_name(args.task))
+    print(f"{task_name_for(explanation.name)}: {explanation.description}\n")
+    rows = []
+    for name, default, meaning in describe_options(explanation.all_options()):
+        lines = textwrap.wrap(meaning, 72) or [""]
+        rows.append((name, default, lines[0]))
+        rows.extend(("", "", line) for line in lines[1:])
+    print(_table(["option", "default", "meaning"], rows))
+    print(
+        f"\nGive options with --metadata '{{\"seed\": 1}}'; metrics: {', '.join(explanation.metrics)}"
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from harness_plugins.plugins import get_registry
+
+    aliases = get_registry().model_aliases
+    print(
+        _table(
+            ["alias", "description"], [(name, a.description) for name, a in sorted(aliases.items())]
+        )
+    )
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from harness_plugins.lm_eval_tasks import GROUP, task_config_dir
+
+    if args.path:
+        print(task_config_dir())
+        return 0
+    from harness_plugins.plugins import get_registry
+    from harness_plugins.task import task_name_for
+
+    types = get_registry().explanation_types
+    rows = [(task_name_for(name), t.description) for name, t in sorted(types.items())]
+    print(_table(["task", "explanation"], rows))
+    print(f"\ngroup {GROUP!r} runs them all; YAML folder for --include_path: {task_config_dir()}")
+    return 0
+
+
+def cmd_ground_truth_build(args: argparse.Namespace) -> int:
+    from harness_plugins.task import IntrospectTask, task_name_for
+
+    type_name = _type_name(args.task)
+    metadata = {**_metadata(args.metadata), "subject": args.subject}
+    if args.subject_peft:
+        metadata["subject_peft"] = args.subject_peft
+    task = IntrospectTask(
+        config={"task": task_name_for(type_name), "dataset_name": type_name, "metadata": metadata}
+    )
+    total = len(task.test_docs())
+    docs = task.ensure_references(args.limit or total)
+    record = task.config.metadata["introspect"]
+    built = record["references_built"]
+    how = (
+        f"built {built} in {record['reference_build_seconds']:.1f} s" if built else "all from cache"
+    )
+    print(f"{task.config.task}: {len(docs)} references for {args.subject} ({how})")
+    print(f"  subject fingerprint {record['subject_fingerprint']}, key {record['reference_key']}")
+    print(f"  {record['reference_cache']}")
+    return 0
+
+
+def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
+    from ground_truth.cache import ReferenceStore
+
+    store = ReferenceStore()
+    entries = store.entries()
+    rows = [
+        (
+            e["explanation_type"],
+            e["type_version"],
+            e.get("subject", "?"),
+            e["subject_fingerprint"],
+            e["rows"],
+            e["updated"],
+            e["key"],
+        )
+        for e in entries
+    ]
+    if rows:
+        print(_table(["type", "version", "subject", "fingerprint", "rows", "updated", "key"], rows))
+    print(f"\n{len(rows)} reference datasets in {store.root}")
+    return 0
+
+
+def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
+    from ground_truth.cache import ReferenceStore
+
+    store = ReferenceStore()
+    entries = store.entries()
+    if not (args.all or args.keys or args.type):
+        raise IntrospectError(
+            "ground-truth rm needs KEY..., --type TYPE or --all (see `introspect ground-truth ls`)"
+        )
+    chosen = [
+        e
+        for e in entries
+        if args.all
+        or (args.type and e["explanation_type"] == _type_name(args.type))
+        or any(e["key"].startswith(k) for k in args.keys)
+    ]
+    unknown = [k for k in args.keys if not any(e["key"].startswith(k) for e in entries)]
+    if unknown:
+        raise IntrospectError(
+            f"no reference dataset with key {', '.join(unknown)}; `introspect ground-truth ls` lists them"
+        )
+    for entry in chosen:
+        store.remove(Path(entry["path"]))
+        print(f"removed {entry['explanation_type']} {entry['key']} ({entry['rows']} rows)")
+    print(f"{len(chosen)} removed")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness_plugins import gate
+
+    return gate.run(args)
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="introspect",
+        description="lm-eval-introspect: score how well a model explains its own internals.",
+        epilog="Evaluate with lm-eval: lm_eval --model introspect --model_args "
+        "pretrained=smollm2-135m-instruct --tasks introspect_input_ablation",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser(
+        "plugins", help="list plugins, where they come from and what they register"
+    ).set_defaults(func=cmd_plugins)
+    options = sub.add_parser("options", help="list a task's options and defaults")
+    options.add_argument(
+        "task", help="task (introspect_input_ablation) or explanation type (input_ablation)"
+    )
+    options.set_defaults(func=cmd_options)
+    sub.add_parser("models", help="list model aliases").set_defaults(func=cmd_models)
+    tasks = sub.add_parser("tasks", help="list introspect tasks")
+    tasks.add_argument(
+        "--path", action="store_true", help="print the task folder, for lm_eval --include_path"
+    )
+    tasks.set_defaults(func=cmd_tasks)
+
+    ground_truth = sub.add_parser(
+        "ground-truth", help="build, list and remove cached reference datasets"
+    )
+    gt = ground_truth.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = gt.add_parser("build", help="build (or extend) the references of a task for a subject")
+    build.add_argument("task", help="task or explanation type, e.g. introspect_input_ablation")
+    build.add_argument("--subject", required=True, help="model alias, local folder or Hub id")
+    build.add_argument("--subject-peft", help="PEFT adapter applied to the subject")
+    build.add_argument("--limit", type=int, help="build only the first N documents")
+    build.add_argument("--metadata", help="task options as JSON, as for lm_eval --metadata")
+    build.set_defaults(func=cmd_ground_truth_build)
+    gt.add_parser("ls", help="list cached reference datasets").set_defaults(
+        func=cmd_ground_truth_ls
+    )
+    rm = gt.add_parser("rm", help="remove cached reference datasets")
+    rm.add_argument("keys", nargs="*", help="keys (or key prefixes) from `ground-truth ls`")
+    rm.add_argument("--type", help="remove every dataset of this explanation type")
+    rm.add_argument("--all", action="store_true", help="remove every dataset")
+    rm.set_defaults(func=cmd_ground_truth_rm)
+
+    from harness_plugins import gate
+
+    gate_parser = sub.add_parser(
+        "gate", help="pass/fail lm-eval results against thresholds (for CI)"
+    )
+    gate.add_arguments(gate_parser)
+    gate_parser.set_defaults(func=cmd_gate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IntrospectError as error:
+        print(f"introspect: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""What an explanation type is: the contract a built-in or third-party type implements.
+
+An explanation type becomes the lm-eval task ``introspect_<name>``. It supplies the
+questions (cheap, deterministic, in a fixed order), builds reference answers by running
+the subject through a ground-truth backend, phrases each question for the explainer as
+chat messages, and scores the explainer's answer. The task class
+(`harness_plugins.task.IntrospectTask`) does the rest: options, caching, subject loading,
+prompt rendering, lm-eval requests and aggregation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lm_eval.api.metrics import mean as lm_eval_mean
+
+from harness_plugins.options import COMMON_OPTIONS, Option
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How per-document values become one number, and which direction is better.
+
+    ``aggregate`` receives the list of per-document values, so corpus-level metrics
+    (F1, correlation) are computed over the whole run, not averaged per document.
+    """
+
+    aggregate: Callable[[list[Any]], float]
+    higher_is_better: bool = True
+
+
+# lm-eval's own mean: lm-eval recognises it and reports its standard error.
+mean = lm_eval_mean
+
+
+@dataclass
+class ReferenceContext:
+    """What `ExplanationType.build_references` runs the subject with."""
+
+    subject: Any  # ground_truth.subject.LoadedModel
+    backend: Any  # ground_truth.primitive.InterventionBackend
+    options: Mapping[str, Any]
+
+
+class ExplanationType(ABC):
+    """Base class of explanation types; subclass it and register an instance through
+    the ``introspect_register_explanation_types`` hook.
+
+    Subclasses set ``name`` (lowercase identifier), ``version`` (bump it whenever the
+    references it builds would change: it is part of the cache key), ``description``,
+    ``options`` (type-specific `Option`s; the common ones are added automatically),
+    ``metrics`` and, for generation, ``stop_sequences`` and ``max_gen_tokens``.
+    """
+
+    name: str = ""
+    version: str = "1"
+    description: str = ""
+    options: Sequence[Option] = ()
+    metrics: Mapping[str, Metric] = {}
+    output_type: str = "generate_until"
+    stop_sequences: Sequence[str] = ("\n",)
+    max_gen_tokens: int = 50
+    requires_same_tokenizer: bool = False
+    """True when references and explainer prompts share token ids (vectors, token positions)."""
+
+    def all_options(self) -> list[Option]:
+        own = {option.name for option in self.options}
+        return [o for o in COMMON_OPTIONS if o.name not in own] + list(self.options)
+
+    @abstractmethod
+    def questions(self, options: Mapping[str, Any]) -> Any:
+        """All documents of ``options['partition']`` as a `datasets.Dataset`, in a fixed order.
+
+        Must be cheap (no model) and deterministic for the options; needs a unique
+        ``question_id`` column. Train and test partitions must not share questions.
+        """
+
+    @abstractmethod
+    def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        """``questions`` plus reference columns, one row each in the same order.
+
+        Must add a ``target`` column (the text an ideal explainer answers). Run the
+        subject only through ``context.backend`` so every backend gives the same result.
+        """
+
+    @abstractmethod
+    def explainer_messages(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        """The question to the explainer as chat messages; the last one is the user's."""
+
+    @abstractmethod
+    def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        """Per-document metric values for the explainer's ``response`` (never raises on bad text)."""
+
+    def target(self, doc: Mapping[str, Any]) -> str:
+        return str(doc["target"])

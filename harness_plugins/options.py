@@ -1,0 +1,208 @@
+"""Task options: declared once per explanation type, given through lm-eval's --metadata.
+
+lm-eval merges ``--model_args`` and ``--metadata`` into one dict and hands it to every
+task, so an option table must tell our options apart from model arguments and reject
+typos with a message that lists what exists (``introspect options TASK`` prints them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness_plugins.errors import IntrospectError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One task option: its default, its type, and whether it changes the ground truth."""
+
+    name: str
+    default: Any
+    help: str
+    kind: type = str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    affects_reference: bool = True
+    """Part of the reference-dataset cache key (False for explainer-side options)."""
+
+    def parse(self, value: Any, task: str) -> Any:
+        """Convert a --metadata / --model_args value to this option's type, or explain why not."""
+        if value is None and self.default is None:
+            return None
+        try:
+            parsed = _convert(value, self.kind)
+        except (TypeError, ValueError):
+            raise IntrospectError(
+                f"{task}: option {self.name}={value!r} is not a valid {self.kind.__name__} "
+                f"({self.help}); default: {self.default!r}"
+            ) from None
+        if self.choices is not None and parsed not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise IntrospectError(f"{task}: option {self.name}={value!r} is not one of {allowed}")
+        if self.minimum is not None and parsed < self.minimum:
+            raise IntrospectError(
+                f"{task}: option {self.name}={value!r} is below the minimum {self.minimum}"
+            )
+        if self.maximum is not None and parsed > self.maximum:
+            raise IntrospectError(
+                f"{task}: option {self.name}={value!r} is above the maximum {self.maximum}"
+            )
+        return parsed
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise TypeError(value)
+        return str(value)
+    if kind in (list, dict):
+        parsed = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(parsed, kind):
+            raise TypeError(value)
+        return parsed
+    return kind(value)
+
+
+# Options every explanation type has: who the subject is and how the ground truth is run.
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "subject",
+        None,
+        "model whose internals are explained (alias, local folder or Hub id); "
+        "default: the explainer itself (self-explanation)",
+    ),
+    Option("subject_peft", None, "PEFT adapter applied to the subject"),
+    Option("backend", "hf", "ground-truth backend that runs the subject", affects_reference=False),
+    Option("seed", 0, "seed for everything random in the questions and references", kind=int),
+    Option(
+        "partition",
+        "test",
+        "which side of the train/test partition to evaluate (disjoint by question)",
+        choices=("train", "test"),
+    ),
+    Option(
+        "test_fraction",
+        0.2,
+        "share of questions that go to the test partition",
+        kind=float,
+        minimum=0.01,
+        maximum=0.99,
+    ),
+    Option(
+        "max_docs",
+        1000,
+        "largest number of documents in the evaluated partition",
+        kind=int,
+        minimum=1,
+    ),
+    Option(
+        "gt_batch_size",
+        16,
+        "batch size for running the subject while building references",
+        kind=int,
+        minimum=1,
+        affects_reference=False,
+    ),
+    Option(
+        "chat_format",
+        "auto",
+        "how the explainer prompt is rendered without --apply_chat_template: the "
+        "explainer tokenizer's chat template (template), a plain User:/Assistant: "
+        "transcript (plain), or the template when there is one (auto)",
+        choices=("auto", "template", "plain"),
+        affects_reference=False,
+    ),
+)
+
+# Keys lm-eval itself puts into a task's metadata.
+LM_EVAL_METADATA_KEYS = frozenset({"version", "config_source", "_metadata", "num_fewshot"})
+
+
+@functools.cache
+def model_argument_names() -> frozenset[str]:
+    """Keyword arguments of lm-eval's HF model and ours, which also land in the metadata."""
+    from lm_eval.models.huggingface import HFLM
+
+    from harness_plugins.lm_eval_model import IntrospectLM
+
+    names: set[str] = set()
+    for cls in (HFLM, IntrospectLM):
+        names.update(inspect.signature(cls.__init__).parameters)
+    names.update({"batch_size", "max_batch_size", "device", "dtype"})
+    names.discard("self")
+    names.discard("kwargs")
+    return frozenset(names)
+
+
+def resolve_options(
+    task: str,
+    declared: Iterable[Option],
+    metadata: Mapping[str, Any],
+    *,
+    known_model_arguments: Iterable[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Values for every declared option: defaults overridden by metadata, validated.
+
+    A metadata key that is neither an option nor a model argument is an error when it
+    looks like a misspelt option, or when the model's own arguments are known (the
+    ``introspect`` model reports them); otherwise it is passed over with a warning,
+    since ``--model hf`` forwards unknown keys to ``from_pretrained``.
+    """
+    table = {option.name: option for option in declared}
+    values = {name: option.default for name, option in table.items()}
+    model_args = set(model_argument_names())
+    exact_model_args = set(known_model_arguments) if known_model_arguments is not None else None
+    for key, value in metadata.items():
+        if key in table:
+            values[key] = table[key].parse(value, task)
+            continue
+        if key in LM_EVAL_METADATA_KEYS or key in model_args:
+            continue
+        if exact_model_args is not None and key in exact_model_args:
+            continue
+        close = difflib.get_close_matches(key, table, n=1, cutoff=0.75)
+        if close or exact_model_args is not None:
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise IntrospectError(
+                f"{task}: unknown option {key!r}; {hint}"
+                f"options: {', '.join(sorted(table))} (`introspect options {task}` describes them)"
+            )
+        if warn is not None:
+            warn(f"{task}: {key!r} is not an option of this task; it is ignored here")
+    return values
+
+
+def describe_options(declared: Iterable[Option]) -> list[tuple[str, str, str]]:
+    """Rows of (name, default, help) for `introspect options`."""
+    rows = []
+    for option in declared:
+        extra = f" [one of: {', '.join(map(str, option.choices))}]" if option.choices else ""
+        rows.append((option.name, json.dumps(option.default), option.help + extra))
+    return rows

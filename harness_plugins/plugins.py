@@ -1,0 +1,196 @@
+"""The plugin manager: built-ins and installed plugins, registered through the same hooks.
+
+One registry per process, built on first use. Each hook implementation is called on its
+own so that a plugin that raises costs only itself (one warning naming it), and so that
+the registry knows which plugin added which explanation type, backend or model alias.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from harness_plugins import hookspecs
+from harness_plugins.errors import IntrospectError
+
+if TYPE_CHECKING:
+    from ground_truth.subject import ModelAlias
+    from harness_plugins.explanation import ExplanationType
+
+logger = logging.getLogger("introspect")
+
+PROJECT = "introspect"
+ENTRY_POINT_GROUP = "introspect"
+PLUGINS_ENV = "INTROSPECT_PLUGINS"
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+BUILTIN_PLUGINS = (
+    "harness_plugins.builtin.backends",
+    "harness_plugins.builtin.model_aliases",
+    "harness_plugins.builtin.input_ablation",
+)
+
+# hook name -> the kind of thing it registers, as shown by `introspect plugins`
+_HOOK_KINDS = {
+    "introspect_register_explanation_types": "explanation types",
+    "introspect_register_backends": "backends",
+    "introspect_register_model_aliases": "model aliases",
+}
+
+
+@dataclass
+class PluginRecord:
+    """What one plugin is, where it came from, and what it added (or why it failed)."""
+
+    name: str
+    source: str
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, by name."""
+
+    explanation_types: dict[str, ExplanationType] = field(default_factory=dict)
+    backends: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    model_aliases: dict[str, ModelAlias] = field(default_factory=dict)
+    plugins: list[PluginRecord] = field(default_factory=list)
+
+    def explanation_type(self, name: str) -> ExplanationType:
+        try:
+            return self.explanation_types[name]
+        except KeyError:
+            known = ", ".join(sorted(self.explanation_types)) or "none"
+            raise IntrospectError(
+                f"unknown explanation type {name!r}; registered types: {known} "
+                "(`introspect plugins` shows which plugin registers what)"
+            ) from None
+
+    def backend(self, name: str) -> Callable[..., Any]:
+        try:
+            return self.backends[name]
+        except KeyError:
+            known = ", ".join(sorted(self.backends)) or "none"
+            raise IntrospectError(
+                f"unknown ground-truth backend {name!r}; registered backends: {known} "
+                "(install the plugin that provides it, or pick one of these with the "
+                "option backend=...)"
+            ) from None
+
+
+def _warn(plugin: str, message: str, record: PluginRecord) -> None:
+    record.errors.append(message)
+    logger.warning(
+        "introspect: plugin %r %s; it is skipped, everything else keeps working", plugin, message
+    )
+
+
+def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
+    found = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    wanted = os.environ.get(PLUGINS_ENV)
+    if wanted is None:
+        return found
+    names = {name.strip() for name in wanted.split(",") if name.strip()}
+    return [ep for ep in found if ep.name in names]
+
+
+def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    where = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+    return f"{where} (entry point {ep.name} = {ep.value})"
+
+
+def _make_plugin_manager(records: dict[str, PluginRecord]) -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for module_name in BUILTIN_PLUGINS:
+        name = module_name.rsplit(".", 1)[-1]
+        records[name] = PluginRecord(name=name, source=f"built-in ({module_name})")
+        manager.register(importlib.import_module(module_name), name=name)
+    for ep in _selected_entry_points():
+        record = PluginRecord(name=ep.name, source=_entry_point_source(ep))
+        records[ep.name] = record
+        try:
+            plugin = ep.load()
+            manager.register(plugin, name=ep.name)
+        except Exception as error:  # a broken plugin must not break the others
+            _warn(ep.name, f"failed to load: {type(error).__name__}: {error}", record)
+    return manager
+
+
+def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) -> Registry:
+    registry = Registry()
+    targets: dict[str, dict[str, Any]] = {
+        "introspect_register_explanation_types": registry.explanation_types,
+        "introspect_register_backends": registry.backends,
+        "introspect_register_model_aliases": registry.model_aliases,
+    }
+    owners: dict[tuple[str, str], str] = {}
+    for hook_name, table in targets.items():
+        kind = _HOOK_KINDS[hook_name]
+        # get_hookimpls() is in registration order: built-ins first, so they win conflicts
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            record = records[impl.plugin_name]
+
+            def register(*args: Any, _table=table, _record=record, _kind=kind) -> None:
+                name, value = _registration(_kind, args)
+                if name in _table:
+                    _warn(
+                        _record.name,
+                        f"registers {_kind[:-1]} {name!r}, already registered by "
+                        f"{owners[(_kind, name)]!r}; the first registration is kept",
+                        _record,
+                    )
+                    return
+                _table[name] = value
+                owners[(_kind, name)] = _record.name
+                _record.registered.setdefault(_kind, []).append(name)
+
+            try:
+                impl.function(**({"register": register} if impl.argnames else {}))
+            except Exception as error:
+                _warn(
+                    record.name, f"raised in {hook_name}: {type(error).__name__}: {error}", record
+                )
+    registry.plugins = list(records.values())
+    return registry
+
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _registration(kind: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+    if kind == "explanation types":
+        if len(args) != 1 or not isinstance(getattr(args[0], "name", None), str):
+            raise TypeError("register(explanation_type) takes one ExplanationType instance")
+        name, value = args[0].name, args[0]
+    elif len(args) != 2 or not isinstance(args[0], str):
+        raise TypeError(f"register(name, value) takes a name and a value for {kind}")
+    else:
+        name, value = args
+    if kind != "model aliases" and not _NAME.fullmatch(name):
+        raise ValueError(f"{kind[:-1]} name {name!r} must be a lowercase identifier")
+    return name, value
+
+
+@functools.cache
+def get_registry() -> Registry:
+    """The process-wide registry; plugins load once, on first use."""
+    records: dict[str, PluginRecord] = {}
+    return _collect(_make_plugin_manager(records), records)
+
+
+def reset_registry() -> None:
+    """Forget the loaded plugins (tests, and code that installs plugins at run time)."""
+    get_registry.cache_clear()
