@@ -97,13 +97,14 @@ def validate_before_loading(
 ) -> None:
     """Check the options of the selected introspect tasks before lm-eval loads any model."""
     from harness_plugins.plugins import get_registry
-    from harness_plugins.task import resolve_task_options
+    from harness_plugins.task import check_model_names, model_specs, resolve_task_options
 
     registry = get_registry()
     for task, type_name in introspect_task_types(index, names).items():
         explanation = registry.explanation_type(type_name)
         options = resolve_task_options(task, explanation, metadata or {})
         registry.backend(options["backend"])
+        check_model_names(model_specs(task, metadata or {}, options), registry.model_aliases)
 
 
 def patch_task_manager() -> None:

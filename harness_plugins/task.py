@@ -10,7 +10,7 @@ for exactly the documents it will evaluate (``--limit``), and cached on disk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -54,8 +54,6 @@ class IntrospectTask(Task):
     VERSION = None
 
     def __init__(self, config: Mapping[str, Any] | None = None, **_: Any) -> None:
-        from ground_truth.subject import ModelSpec
-
         config = dict(config or {})
         config.pop("class", None)
         type_name = config.get("dataset_name") or str(config.get("task", "")).removeprefix(
@@ -68,18 +66,7 @@ class IntrospectTask(Task):
         self.options = resolve_task_options(name, self.explanation, metadata)
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
 
-        self.explainer_spec = (
-            ModelSpec.from_arguments(metadata) if metadata.get("pretrained") else None
-        )
-        if self.options["subject"]:
-            self.subject_spec = ModelSpec.from_arguments(self.options, prefix="subject_")
-        elif self.explainer_spec is not None:
-            self.subject_spec = self.explainer_spec
-        else:
-            raise IntrospectError(
-                f"{name}: no subject model: name one with --metadata "
-                '\'{"subject": "..."}\' or evaluate a model given by pretrained='
-            )
+        self.explainer_spec, self.subject_spec = model_specs(name, metadata, self.options)
         self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
         self._check_models(name)
 
@@ -131,12 +118,7 @@ class IntrospectTask(Task):
 
     def _check_models(self, name: str) -> None:
         """Cheap checks before any weights load: the subject exists, tokenizers match."""
-        from ground_truth.subject import check_peft
-
-        aliases = self.registry.model_aliases
-        for spec in {self.subject_spec, self.explainer_spec} - {None}:
-            _check_name(spec, aliases)
-            check_peft(spec)
+        check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         if (
             self.mode == "cross"
             and self.explanation.requires_same_tokenizer
@@ -373,10 +355,33 @@ class IntrospectTask(Task):
         return {name: metric.higher_is_better for name, metric in self.explanation.metrics.items()}
 
 
-def _check_name(spec: Any, aliases: Mapping[str, Any]) -> None:
-    """An alias is checked when resolved; a path must exist now."""
-    from ground_truth.subject import resolve_source
+def model_specs(
+    task: str, metadata: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """(explainer, subject): the subject is the explainer unless the options name another."""
+    from ground_truth.subject import ModelSpec
 
-    if spec.pretrained in aliases:
-        return
-    resolve_source(spec, aliases)
+    explainer = ModelSpec.from_arguments(metadata) if metadata.get("pretrained") else None
+    if options["subject"]:
+        return explainer, ModelSpec.from_arguments(options, prefix="subject_")
+    if explainer is None:
+        raise IntrospectError(
+            f"{task}: no subject model: name one with --metadata "
+            '\'{"subject": "..."}\' or evaluate a model given by pretrained='
+        )
+    return explainer, explainer
+
+
+def check_model_names(specs: Iterable[Any], aliases: Mapping[str, Any]) -> None:
+    """Fail before any weights load when a model or adapter path cannot exist.
+
+    Aliases are checked when resolved (resolving may convert files, so not here).
+    """
+    from ground_truth.subject import check_peft, resolve_source
+
+    for spec in specs:
+        if spec is None:
+            continue
+        if spec.pretrained not in aliases:
+            resolve_source(spec, aliases)
+        check_peft(spec)

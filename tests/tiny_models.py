@@ -29,13 +29,13 @@ _CORPUS = [
 ] * 20
 
 
-def make_tokenizer(chat_template: bool = True) -> PreTrainedTokenizerFast:
+def make_tokenizer(chat_template: bool = True, vocab_size: int = 420) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on a few sentences: real merges, no download."""
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=420,
+        vocab_size=vocab_size,
         special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -86,9 +86,11 @@ def make_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> 
     return model.eval()
 
 
-def save_tiny_model(folder: Path, arch: str, seed: int = 0, chat_template: bool = True) -> Path:
+def save_tiny_model(
+    folder: Path, arch: str, seed: int = 0, chat_template: bool = True, vocab_size: int = 420
+) -> Path:
     """Write a tiny model and its tokenizer as a folder that `pretrained=` accepts."""
-    tokenizer = make_tokenizer(chat_template=chat_template)
+    tokenizer = make_tokenizer(chat_template=chat_template, vocab_size=vocab_size)
     model = make_model(arch, tokenizer, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

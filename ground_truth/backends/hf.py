@@ -58,7 +58,7 @@ class _Plan:
     def __init__(self, n_layers: int) -> None:
         self.n_layers = n_layers
         self.writes: dict[tuple[str, int], list[tuple[int, int, Write]]] = defaultdict(list)
-        self.reads: dict[tuple[str, int], list[tuple[int, int | None, int]]] = defaultdict(list)
+        self.reads: dict[tuple[str, int], list[tuple[int, int | slice, int]]] = defaultdict(list)
         self.results: dict[int, torch.Tensor] = {}
 
     def sites(self) -> set[tuple[str, int]]:
@@ -76,7 +76,7 @@ class _Plan:
                 else:
                     hidden[batch_row, column] = vector
         for batch_row, column, read_index in self.reads.get(key, ()):
-            value = hidden[batch_row] if column is None else hidden[batch_row, column]
+            value = hidden[batch_row, column]
             self.results[read_index] = value.detach().float().cpu().clone()
         return hidden
 
@@ -159,8 +159,9 @@ class HFBackend(InterventionBackend):
         for read, index in zip(reads, read_indices, strict=True):
             if read.row in where:
                 key = parse_site(read.site, self.n_layers)
-                if read.position is None:
-                    plan.reads[key].append((where[read.row], None, index))
+                if read.position is None:  # the whole sequence, without its padding
+                    columns = slice(offsets[where[read.row]], None)
+                    plan.reads[key].append((where[read.row], columns, index))
                 else:
                     plan.reads[key].append(
                         (where[read.row], column(read.row, read.position, "read"), index)

@@ -1,0 +1,176 @@
+"""The hf backend implements the intervention primitive exactly, on GPT-2 and Llama."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from tiny_models import make_model, make_tokenizer
+
+from ground_truth.backends.hf import HFBackend, find_decoder_layers
+from ground_truth.primitive import Read, Write, parse_site
+from ground_truth.subject import LoadedModel, ModelSpec
+
+TEXTS = [
+    "What is the capital of France? The answer is",
+    "hello",
+    "The output would remain unchanged from <<<A>>>.",
+    "How many centimeters",
+    "Hint: I think the answer is (B).",
+]
+
+
+@pytest.fixture(params=["gpt2", "llama"], scope="module")
+def setup(request):
+    tokenizer = make_tokenizer()
+    model = make_model(request.param, tokenizer)
+    loaded = LoadedModel(ModelSpec(f"tiny-{request.param}"), model, tokenizer)
+    sequences = [tokenizer(text)["input_ids"] for text in TEXTS]
+    return loaded, sequences
+
+
+def backend(loaded, batch_size=4):
+    return HFBackend(loaded, batch_size=batch_size, progress=False)
+
+
+def unpadded_logits(model, sequence):
+    with torch.inference_mode():
+        return model(torch.tensor([sequence])).logits[0, -1].float()
+
+
+def test_batched_padded_logits_equal_unbatched_runs(setup):
+    loaded, sequences = setup
+    result = backend(loaded).forward(sequences)
+    for i, sequence in enumerate(sequences):
+        torch.testing.assert_close(
+            result.last_logits[i], unpadded_logits(loaded.model, sequence), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_writing_back_what_was_read_changes_nothing(setup):
+    loaded, sequences = setup
+    runner = backend(loaded)
+    plain = runner.forward(sequences)
+    reads = [Read("blocks.0.hook_resid_post", row, 1) for row in range(len(sequences))]
+    read = runner.forward(sequences, reads=reads)
+    writes = [
+        Write("blocks.0.hook_resid_post", row, 1, read.reads[row]) for row in range(len(sequences))
+    ]
+    patched = runner.forward(sequences, writes=writes)
+    assert torch.equal(patched.last_logits, plain.last_logits)
+
+
+def test_a_write_changes_only_its_own_sequence(setup):
+    loaded, sequences = setup
+    runner = backend(loaded)
+    plain = runner.forward(sequences)
+    vector = torch.full((runner.d_model,), 3.0)
+    patched = runner.forward(sequences, writes=[Write("blocks.0.hook_resid_pre", 2, -1, vector)])
+    changed = (patched.last_logits - plain.last_logits).abs().amax(-1) > 1e-4
+    assert changed.tolist() == [False, False, True, False, False]
+
+
+def test_padding_does_not_move_patched_positions(setup):
+    """A patch at position p of a short sequence batched with long ones = the same patch alone."""
+    loaded, sequences = setup
+    vector = torch.linspace(-2, 2, backend(loaded).d_model)
+    short = 1  # "hello": padded the most in a batch with the others
+    write_in_batch = Write("blocks.1.hook_resid_pre", short, 0, vector)
+    in_batch = backend(loaded, batch_size=8).forward(sequences, writes=[write_in_batch])
+    alone = backend(loaded, batch_size=1).forward(
+        [sequences[short]], writes=[Write("blocks.1.hook_resid_pre", 0, 0, vector)]
+    )
+    torch.testing.assert_close(
+        in_batch.last_logits[short], alone.last_logits[0], atol=1e-5, rtol=1e-5
+    )
+
+
+def test_resid_post_of_one_block_is_resid_pre_of_the_next(setup):
+    loaded, sequences = setup
+    reads = [Read("blocks.0.hook_resid_post", 0, None), Read("blocks.1.hook_resid_pre", 0, None)]
+    post, pre = backend(loaded).forward(sequences, reads=reads).reads
+    assert post.shape == (len(sequences[0]), backend(loaded).d_model)
+    assert torch.equal(post, pre)
+
+
+def test_hook_embed_is_the_token_embedding(setup):
+    loaded, sequences = setup
+    embed = backend(loaded).forward(sequences, reads=[Read("hook_embed", 3, None)]).reads[0]
+    expected = loaded.model.get_input_embeddings()(torch.tensor(sequences[3])).float()
+    torch.testing.assert_close(embed, expected)
+
+
+def test_final_block_output_is_taken_before_the_final_norm(setup):
+    """The last resid_post, through the model's own norm and head, gives its logits (logit lens)."""
+    loaded, sequences = setup
+    last = f"blocks.{backend(loaded).n_layers - 1}.hook_resid_post"
+    result = backend(loaded).forward(sequences, reads=[Read(last, 0, -1)])
+    model = loaded.model
+    norm = model.transformer.ln_f if hasattr(model, "transformer") else model.model.norm
+    with torch.inference_mode():
+        logits = model.lm_head(norm(result.reads[0]))
+    torch.testing.assert_close(logits, result.last_logits[0], atol=1e-5, rtol=1e-5)
+
+
+def manual_greedy(model, sequence, steps, patch=None):
+    """Reference greedy decoding without a cache; ``patch`` edits the prompt pass only."""
+    ids = list(sequence)
+    out = []
+    for step in range(steps):
+        handle = None
+        if patch is not None and step == 0:
+            layer, position, vector = patch
+
+            def hook(module, args, output, position=position, vector=vector):
+                hidden = output[0] if isinstance(output, tuple) else output
+                hidden = hidden.clone()
+                hidden[0, position] = vector
+                return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+            handle = find_decoder_layers(model)[layer].register_forward_hook(hook)
+        with torch.inference_mode():
+            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+        if handle is not None:
+            handle.remove()
+        out.append(token)
+        ids.append(token)
+    return out
+
+
+def test_generate_is_greedy_and_batching_invariant(setup):
+    loaded, sequences = setup
+    expected = [manual_greedy(loaded.model, s, 5) for s in sequences]
+    assert backend(loaded, batch_size=8).generate(sequences, max_new_tokens=5) == expected
+    assert backend(loaded, batch_size=1).generate(sequences, max_new_tokens=5) == expected
+
+
+def test_generate_applies_writes_to_the_prompt_pass_only(setup):
+    loaded, sequences = setup
+    vector = torch.linspace(-3, 3, backend(loaded).d_model)
+    row, position = 3, 1
+    write = Write("blocks.0.hook_resid_post", row, position, vector)
+    got = backend(loaded).generate(sequences, max_new_tokens=4, writes=[write])
+    assert got[row] == manual_greedy(loaded.model, sequences[row], 4, patch=(0, position, vector))
+    assert got[0] == manual_greedy(loaded.model, sequences[0], 4)
+
+
+def test_generate_stops_after_a_stop_token(setup):
+    loaded, sequences = setup
+    free = backend(loaded).generate(sequences[:1], max_new_tokens=6)[0]
+    stop = free[2]
+    stopped = backend(loaded).generate(sequences[:1], max_new_tokens=6, stop_token_ids=[stop])[0]
+    assert stopped == free[: free.index(stop) + 1]
+
+
+def test_bad_sites_and_positions_are_named():
+    with pytest.raises(ValueError, match=re.escape("unknown site 'blocks.0.mlp'")):
+        parse_site("blocks.0.mlp", 2)
+    with pytest.raises(ValueError, match="layer 5 out of range"):
+        parse_site("blocks.5.hook_resid_pre", 2)
+
+
+def test_out_of_range_position_is_an_error(setup):
+    loaded, sequences = setup
+    with pytest.raises(ValueError, match="position 99 outside sequence 1"):
+        backend(loaded).forward(sequences, reads=[Read("hook_embed", 1, 99)])
