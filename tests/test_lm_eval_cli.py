@@ -69,6 +69,15 @@ def test_self_explanation_run_writes_all_metrics_and_the_record(tiny_llama, tmp_
     assert again.returncode == 0
     assert "reusing 3 cached references" in again.stderr
 
+    passing = run_cli(
+        "introspect", "gate", str(tmp_path), "--min", "introspect_input_ablation/valid=0"
+    )
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    failing = run_cli(
+        "introspect", "gate", str(tmp_path), "--min", "introspect_input_ablation/valid=1.01"
+    )
+    assert failing.returncode == 1 and "FAIL" in failing.stdout
+
 
 @pytest.mark.parametrize("selection", ["introspect", "introspect_*"])
 def test_group_and_glob_select_every_explanation_type(tiny_llama, tmp_path, selection):
