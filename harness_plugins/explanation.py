@@ -98,3 +98,7 @@ class ExplanationType(ABC):
 
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc["target"])
+
+    def summarize_references(self, docs: Any) -> str:
+        """One line about the subject's behaviour on these references, for the log and record."""
+        return ""

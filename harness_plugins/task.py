@@ -182,6 +182,11 @@ class IntrospectTask(Task):
         elif limit is not None:
             needed = min(needed, int(limit))
         self.ensure_references(needed)
+        if kwargs.get("cache_requests"):
+            # lm-eval keys its request cache by task name only: prompts built for another
+            # subject or other options would come back. Ours are cheap to rebuild.
+            logger.warning("introspect: %s: lm-eval's request cache is not used", self.config.task)
+            kwargs["cache_requests"] = False
         super().build_all_requests(limit=limit, samples=samples, **kwargs)
 
     def ensure_references(self, needed: int) -> Any:
@@ -220,21 +225,13 @@ class IntrospectTask(Task):
         self._docs = result.dataset
         self._subject = None  # free a cross-mode subject; the explainer keeps its own weights
         if result.built_rows:
-            logger.warning(
-                "introspect: %s: built %d references in %.1f s (%d cached in %s)",
-                self.config.task,
-                result.built_rows,
-                result.build_seconds,
-                len(self._docs),
-                result.path,
-            )
+            how = f"built {result.built_rows} references in {result.build_seconds:.1f} s ({len(self._docs)} cached in {result.path})"
         else:
-            logger.warning(
-                "introspect: %s: reusing %d cached references from %s",
-                self.config.task,
-                len(self._docs),
-                result.path,
-            )
+            how = f"reusing {len(self._docs)} cached references from {result.path}"
+        summary = self.explanation.summarize_references(self._docs.select(range(needed)))
+        logger.warning(
+            "introspect: %s: %s%s", self.config.task, how, f"; {summary}" if summary else ""
+        )
         self._record.update(
             subject_fingerprint=fingerprint,
             explainer_fingerprint=self._explainer_fingerprint(fingerprint),
@@ -242,6 +239,7 @@ class IntrospectTask(Task):
             reference_key=key.digest(),
             references_built=result.built_rows,
             reference_build_seconds=round(result.build_seconds, 3),
+            reference_summary=summary,
         )
         return self._docs
 

@@ -16,7 +16,11 @@ from harness_plugins.plugins import get_registry
 def test_options_lists_every_option_with_its_default(capsys):
     assert main(["options", "introspect_input_ablation"]) == 0
     out = capsys.readouterr().out
-    for row in ('subject              null', 'partition            "test"', 'hint                 "random"'):
+    for row in (
+        "subject              null",
+        'partition            "test"',
+        'hint                 "random"',
+    ):
         assert row in out
     assert "metrics: exact_match, content_match, changed_f1, valid" in out
 
@@ -32,7 +36,9 @@ def test_models_and_tasks(capsys):
     assert "smollm2-135m-instruct" in capsys.readouterr().out
     assert main(["tasks", "--path"]) == 0
     folder = capsys.readouterr().out.strip()
-    assert (task_config_dir() / "introspect_input_ablation.yaml").is_file() and folder == str(task_config_dir())
+    assert (task_config_dir() / "introspect_input_ablation.yaml").is_file() and folder == str(
+        task_config_dir()
+    )
 
 
 def test_the_yaml_group_lists_exactly_the_yaml_tasks():
@@ -50,7 +56,9 @@ class _FunctionTolerantLoader(yaml.SafeLoader):
     pass
 
 
-_FunctionTolerantLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+_FunctionTolerantLoader.add_constructor(
+    "!function", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def test_importing_our_model_first_keeps_lm_evals_own_models():

@@ -194,6 +194,12 @@ class InputAblation(ExplanationType):
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
         return causal_verdict.score_verdict(doc["target"], response)
 
+    def summarize_references(self, docs: Any) -> str:
+        changed = sum(docs["changed"])
+        return (
+            f"without the hint the subject's answer changes in {changed} of {len(docs)} questions"
+        )
+
 
 @hookimpl
 def introspect_register_explanation_types(register: Any) -> None:
