@@ -78,6 +78,11 @@ class ExplanationType(ABC):
         ``question_id`` column. Train and test partitions must not share questions.
         """
 
+    def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
+        """`questions` for a given subject `ModelSpec`; override when the subject matters
+        (an instilled adapter brings its own scenarios)."""
+        return self.questions(options)
+
     @abstractmethod
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         """``questions`` plus reference columns, one row each in the same order.
@@ -95,6 +100,18 @@ class ExplanationType(ABC):
     @abstractmethod
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
         """Per-document metric values for the explainer's ``response`` (never raises on bad text)."""
+
+    def score_responses(self, doc: Mapping[str, Any], responses: Sequence[str]) -> dict[str, Any]:
+        """Scores for several answers to one document (``repeats`` > 1); default: the first."""
+        return self.score(doc, responses[0])
+
+    def repeats(self, options: Mapping[str, Any]) -> int:
+        """How many answers lm-eval asks the explainer for per document."""
+        return 1
+
+    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Decoding settings beyond stop sequences and length; greedy by default."""
+        return {"do_sample": False}
 
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc["target"])

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "harness_plugins.builtin.backends",
     "harness_plugins.builtin.model_aliases",
     "harness_plugins.builtin.input_ablation",
+    "harness_plugins.builtin.preferences",
 )
 
 # hook name -> the kind of thing it registers, as shown by `introspect plugins`

@@ -75,7 +75,11 @@ class IntrospectTask(Task):
         self._training_docs = None
         self._fewshot_docs = None
         self._instances = None
-        self._filters = [build_filter_ensemble("none", [["take_first", None]])]
+        repeats = self.explanation.repeats(self.options)
+        # several answers per document go to the type together; one answer as a string
+        self._filters = [
+            build_filter_ensemble("none", [] if repeats > 1 else [["take_first", None]])
+        ]
         self.fewshot_rnd = None
         self.VERSION = self.explanation.version
         self.OUTPUT_TYPE = self.explanation.output_type
@@ -90,8 +94,9 @@ class IntrospectTask(Task):
             generation_kwargs={
                 "until": list(self.explanation.stop_sequences),
                 "max_gen_toks": self.explanation.max_gen_tokens,
-                "do_sample": False,
+                **self.explanation.generation_kwargs(self.options),
             },
+            repeats=repeats,
             metric_list=[
                 {"metric": metric, "higher_is_better": spec.higher_is_better}
                 for metric, spec in self.explanation.metrics.items()
@@ -163,7 +168,7 @@ class IntrospectTask(Task):
 
         if self._questions is None:
             with quiet_datasets():
-                self._questions = self.explanation.questions(self.options)
+                self._questions = self.explanation.questions_for(self.options, self.subject_spec)
             if len(self._questions) == 0:
                 raise IntrospectError(
                     f"{self.config.task}: the {self.options['partition']} partition has no questions"
@@ -344,7 +349,8 @@ class IntrospectTask(Task):
     # ------------------------------------------------------------------ scoring
 
     def process_results(self, doc: Mapping[str, Any], results: list[Any]) -> dict[str, Any]:
-        return self.explanation.score(doc, results[0])
+        answers = results[0] if isinstance(results[0], list) else [results[0]]
+        return self.explanation.score_responses(doc, answers)
 
     def aggregation(self) -> dict[str, Any]:
         return {name: metric.aggregate for name, metric in self.explanation.metrics.items()}
