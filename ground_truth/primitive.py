@@ -7,8 +7,9 @@ next-token logits or generate greedily. Explanation types compose it; a backend 
 hooks, TransformerLens, nnsight, a remote server) only implements it.
 
 Sites are named as TransformerLens names them: ``hook_embed`` (token embeddings),
-``blocks.{l}.hook_resid_pre`` (input of block l) and ``blocks.{l}.hook_resid_post``
-(output of block l, before any final norm). Positions index each sequence as given,
+``blocks.{l}.hook_resid_pre`` (input of block l), ``blocks.{l}.hook_resid_post``
+(output of block l, before any final norm) and ``blocks.{l}.mlp.hook_post`` (the MLP's
+hidden activations, the input of its output projection). Positions index each sequence as given,
 without padding; negative positions count from its end. Backends pad and batch inside.
 """
 
@@ -22,23 +23,24 @@ from typing import Any, Literal
 
 import torch
 
-_SITE = re.compile(r"hook_embed|blocks\.(\d+)\.hook_resid_(pre|post)")
+_SITE = re.compile(r"hook_embed|blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post)")
+_KINDS = {"hook_resid_pre": "pre", "hook_resid_post": "post", "mlp.hook_post": "mlp_post"}
 
 
 def parse_site(site: str, n_layers: int) -> tuple[str, int]:
-    """('embed', 0) | ('pre', layer) | ('post', layer), or a ValueError naming the site."""
+    """('embed', 0) | ('pre' | 'post' | 'mlp_post', layer), or a ValueError naming the site."""
     match = _SITE.fullmatch(site)
     if not match:
         raise ValueError(
-            f"unknown site {site!r}; sites are hook_embed, blocks.L.hook_resid_pre and "
-            "blocks.L.hook_resid_post"
+            f"unknown site {site!r}; sites are hook_embed, blocks.L.hook_resid_pre, "
+            "blocks.L.hook_resid_post and blocks.L.mlp.hook_post"
         )
     if site == "hook_embed":
         return "embed", 0
     layer = int(match.group(1))
     if not 0 <= layer < n_layers:
         raise ValueError(f"site {site!r}: layer {layer} out of range 0..{n_layers - 1}")
-    return match.group(2), layer
+    return _KINDS[match.group(2)], layer
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,17 @@ class Read:
 
 @dataclass
 class ForwardResult:
-    """Float32 next-token logits at each sequence's last token, and the reads in order."""
+    """Float32 next-token logits at each sequence's last token, and the reads in order.
+
+    With ``score_from``, also the log-probability of each token from that index on
+    (given the tokens before it) and whether each was the greedy choice: what a
+    loglikelihood request needs.
+    """
 
     last_logits: torch.Tensor
     reads: list[torch.Tensor] = field(default_factory=list)
+    token_logprobs: list[torch.Tensor] | None = None
+    greedy: list[bool] | None = None
 
 
 class InterventionBackend(ABC):
@@ -94,9 +103,19 @@ class InterventionBackend(ABC):
         *,
         reads: Sequence[Read] = (),
         writes: Sequence[Write] = (),
+        score_from: Sequence[int] | None = None,
         description: str = "forward",
     ) -> ForwardResult:
-        """One forward pass over every sequence (batched inside), applying ``writes``."""
+        """One forward pass over every sequence (batched inside), applying ``writes``.
+
+        ``score_from[i]`` (>= 1) asks for the log-probabilities of sequence i's tokens
+        from that index on (see `ForwardResult`).
+        """
+
+    def mlp_output_weights(self, layer: int) -> torch.Tensor:
+        """The MLP output projection of a block as [d_mlp, d_model] (TransformerLens's W_out):
+        row i is the direction neuron i writes into the residual stream."""
+        raise NotImplementedError(f"the {self.name} backend does not expose MLP weights")
 
     @abstractmethod
     def generate(

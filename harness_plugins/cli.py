@@ -392,6 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_arguments(report)
     report.set_defaults(func=cmd_train_report)
 
+    from harness_plugins import plots
+
+    plot = sub.add_parser(
+        "plot", help="PNG plots of lm-eval results (per-layer curves, metric bars)"
+    )
+    plots.add_arguments(plot)
+    plot.set_defaults(func=plots.run)
+
     from harness_plugins import gate
 
     gate_parser = sub.add_parser(

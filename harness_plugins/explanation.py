@@ -45,6 +45,15 @@ class ReferenceContext:
     options: Mapping[str, Any]
 
 
+@dataclass
+class ScoringContext:
+    """What scoring may need beyond the document: loaded lazily, once per task."""
+
+    options: Mapping[str, Any]
+    subject_tokenizer: Callable[[], Any]
+    simulator: Callable[[], Any]
+
+
 class ExplanationType(ABC):
     """Base class of explanation types; subclass it and register an instance through
     the ``introspect_register_explanation_types`` hook.
@@ -65,6 +74,10 @@ class ExplanationType(ABC):
     max_gen_tokens: int = 50
     requires_same_tokenizer: bool = False
     """True when references and explainer prompts share token ids (vectors, token positions)."""
+    needs_vectors: bool = False
+    """True when prompts carry subject vectors: only ``--model introspect`` can read them."""
+    uses_chat: bool = True
+    """False for raw text prompts (Patchscopes' target prompts): no chat template then."""
 
     def all_options(self) -> list[Option]:
         own = {option.name for option in self.options}
@@ -100,6 +113,32 @@ class ExplanationType(ABC):
     @abstractmethod
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
         """Per-document metric values for the explainer's ``response`` (never raises on bad text)."""
+
+    def requests(
+        self, doc: Mapping[str, Any], context: str, generation: Mapping[str, Any]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The lm-eval requests for one document as (request type, arguments) pairs.
+
+        Default: one ``generate_until`` on the rendered prompt. Types that also rank
+        candidates add ``("loglikelihood", (context, continuation))`` pairs and read
+        them back in `score_results`, in the same order.
+        """
+        return [("generate_until", (context, dict(generation)))]
+
+    def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
+        """The metrics of a run over ``docs``; override when they depend on it (one per layer)."""
+        return self.metrics
+
+    def keep(self, doc: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
+        """Whether a document with references is evaluated (e.g. only facts the subject knows)."""
+        return True
+
+    def score_results(
+        self, doc: Mapping[str, Any], results: Sequence[Any], context: ScoringContext | None = None
+    ) -> dict[str, Any]:
+        """Scores from the results of `requests`, in order; by default the generated answer(s)."""
+        answers = results[0] if isinstance(results[0], list) else [results[0]]
+        return self.score_responses(doc, answers)
 
     def score_responses(self, doc: Mapping[str, Any], responses: Sequence[str]) -> dict[str, Any]:
         """Scores for several answers to one document (``repeats`` > 1); default: the first."""

@@ -61,3 +61,15 @@ def introspect_register_model_aliases(register: Callable[[str, Any], None]) -> N
     it may prepare files (download, convert) there, and must raise
     `harness_plugins.errors.IntrospectError` with the fix when it cannot.
     """
+
+
+@hookspec
+def introspect_register_feature_sources(register: Callable[[str, Any], None]) -> None:
+    """Add sources of features (directions in the subject's residual stream) to explain.
+
+    Call ``register(name, source)`` with a `ground_truth.features.FeatureSource`; users pick
+    it with the ``introspect_features`` option ``source``. A source turns a loaded subject
+    and a backend into `ground_truth.features.Feature`s: a vector, its layer, a reference
+    label and exemplars (texts with per-token activations). ``concepts`` (difference of
+    mean residuals) and ``neurons`` (MLP neurons) are built in.
+    """

@@ -19,6 +19,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from ground_truth.subject import LoadedModel, ModelSpec, check_peft, resolve_source, shared_models
+from harness_plugins.errors import IntrospectError
 from harness_plugins.plugins import get_registry
 
 MODEL_NAME = "introspect"
@@ -60,3 +61,133 @@ class IntrospectLM(HFLM):
         self.loaded = LoadedModel(spec=spec, model=self.model, tokenizer=self.tokenizer)
         shared_models[spec] = self.loaded
         _live.add(self)
+
+    # ------------------------------------------------------------------ vector prompts
+
+    def _vector_backend(self) -> Any:
+        from ground_truth.backends.hf import HFBackend
+
+        if getattr(self, "_introspect_backend", None) is None:
+            size = self.batch_size_per_gpu if isinstance(self.batch_size_per_gpu, int) else 8
+            self._introspect_backend = HFBackend(
+                self.loaded, batch_size=max(1, size), progress=True
+            )
+        return self._introspect_backend
+
+    def _encode_marked(self, text: str, row: int) -> tuple[list[int], list[Any]]:
+        """Token ids with one placeholder per vector slot, and the writes the markers ask for."""
+        from ground_truth.primitive import Write
+        from harness_plugins import vectors
+
+        placeholder = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.eot_token_id
+        )
+        ids: list[int] = []
+        writes = []
+        for piece in vectors.parse(text):
+            if piece.text:
+                ids += self.tok_encode(piece.text, add_special_tokens=None if not ids else False)
+            elif piece.slot is not None:
+                writes.append(Write("hook_embed", row, len(ids), vectors.vector(piece.slot)))
+                ids.append(placeholder)
+            else:
+                if not ids:
+                    raise IntrospectError(
+                        "an <introspect:...> marker must follow the token it writes at"
+                    )
+                writes += [
+                    Write(site, row, len(ids) - 1, vectors.vector(key))
+                    for site, key in piece.writes
+                ]
+        return ids, writes
+
+    def _split(self, requests: list[Any]) -> tuple[list[int], list[int]]:
+        from harness_plugins import vectors
+
+        marked = [i for i, r in enumerate(requests) if vectors.has_markers(r.args[0])]
+        if marked and self.loaded is None:
+            raise IntrospectError(
+                "vector prompts need the introspect model loaded from a name, not an object"
+            )
+        return marked, [i for i in range(len(requests)) if i not in set(marked)]
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        marked, plain = self._split(requests)
+        if not marked:
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        results: list[Any] = [None] * len(requests)
+        if plain:
+            for i, text in zip(
+                plain,
+                super().generate_until([requests[i] for i in plain], disable_tqdm),
+                strict=True,
+            ):
+                results[i] = text
+        groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+        for i in marked:
+            kwargs = requests[i].args[1]
+            if kwargs.get("do_sample"):
+                raise IntrospectError(
+                    "prompts with vectors are decoded greedily; drop do_sample/temperature"
+                )
+            key = (
+                int(kwargs.get("max_gen_toks", self.max_gen_toks)),
+                tuple(kwargs.get("until") or ()),
+            )
+            groups.setdefault(key, []).append(i)
+        for (max_tokens, until), indices in groups.items():
+            encoded = [
+                self._encode_marked(requests[i].args[0], row) for row, i in enumerate(indices)
+            ]
+            tokens = self._vector_backend().generate(
+                [ids for ids, _ in encoded],
+                max_new_tokens=max_tokens,
+                writes=[w for _, ws in encoded for w in ws],
+                stop_token_ids=[self.eot_token_id],
+                description="introspect: explainer with vectors",
+            )
+            for i, new in zip(indices, tokens, strict=True):
+                text = self.tok_decode(new)
+                for stop in until:
+                    text = text.split(stop)[0]
+                results[i] = text
+                self.cache_hook.add_partial("generate_until", requests[i].args, text)
+        return results
+
+    def loglikelihood(
+        self, requests: list[Any], disable_tqdm: bool = False
+    ) -> list[tuple[float, bool]]:
+        marked, plain = self._split(requests)
+        if not marked:
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        results: list[Any] = [None] * len(requests)
+        if plain:
+            for i, value in zip(
+                plain,
+                super().loglikelihood([requests[i] for i in plain], disable_tqdm),
+                strict=True,
+            ):
+                results[i] = value
+        sequences, writes, starts = [], [], []
+        for row, i in enumerate(marked):
+            context, continuation = requests[i].args
+            spaces = len(context) - len(context.rstrip())
+            if spaces:  # lm-eval's convention: trailing spaces belong to the continuation
+                context, continuation = context[:-spaces], context[-spaces:] + continuation
+            ids, row_writes = self._encode_marked(context, row)
+            starts.append(len(ids))
+            sequences.append(ids + self.tok_encode(continuation, add_special_tokens=False))
+            writes += row_writes
+        scored = self._vector_backend().forward(
+            sequences,
+            writes=writes,
+            score_from=starts,
+            description="introspect: explainer loglikelihood with vectors",
+        )
+        for row, i in enumerate(marked):
+            value = (float(scored.token_logprobs[row].sum()), bool(scored.greedy[row]))
+            results[i] = value
+            self.cache_hook.add_partial("loglikelihood", requests[i].args, value)
+        return results

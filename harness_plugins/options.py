@@ -166,16 +166,19 @@ def resolve_options(
     metadata: Mapping[str, Any],
     *,
     known_model_arguments: Iterable[str] | None = None,
+    other_options: Iterable[str] = (),
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Values for every declared option: defaults overridden by metadata, validated.
 
-    A metadata key that is neither an option nor a model argument is an error when it
-    looks like a misspelt option, or when the model's own arguments are known (the
-    ``introspect`` model reports them); otherwise it is passed over with a warning,
-    since ``--model hf`` forwards unknown keys to ``from_pretrained``.
+    lm-eval gives every task of a run the same metadata, so options of other explanation
+    types (``other_options``) are passed over quietly. Any other key that is not a model
+    argument is an error when it looks like a misspelt option, or when the model's own
+    arguments are known (the ``introspect`` model reports them); otherwise it is passed
+    over with a warning, since ``--model hf`` forwards unknown keys to ``from_pretrained``.
     """
     table = {option.name: option for option in declared}
+    other_options = set(other_options)
     values = {name: option.default for name, option in table.items()}
     model_args = set(model_argument_names())
     exact_model_args = set(known_model_arguments) if known_model_arguments is not None else None
@@ -183,7 +186,7 @@ def resolve_options(
         if key in table:
             values[key] = table[key].parse(value, task)
             continue
-        if key in LM_EVAL_METADATA_KEYS or key in model_args:
+        if key in LM_EVAL_METADATA_KEYS or key in model_args or key in other_options:
             continue
         if exact_model_args is not None and key in exact_model_args:
             continue

@@ -39,6 +39,10 @@ BUILTIN_PLUGINS = (
     "harness_plugins.builtin.model_aliases",
     "harness_plugins.builtin.input_ablation",
     "harness_plugins.builtin.preferences",
+    "harness_plugins.builtin.feature_sources",
+    "harness_plugins.builtin.features",
+    "harness_plugins.builtin.activation_patching",
+    "harness_plugins.builtin.patchscopes",
 )
 
 # hook name -> the kind of thing it registers, as shown by `introspect plugins`
@@ -46,6 +50,7 @@ _HOOK_KINDS = {
     "introspect_register_explanation_types": "explanation types",
     "introspect_register_backends": "backends",
     "introspect_register_model_aliases": "model aliases",
+    "introspect_register_feature_sources": "feature sources",
 }
 
 
@@ -66,6 +71,7 @@ class Registry:
     explanation_types: dict[str, ExplanationType] = field(default_factory=dict)
     backends: dict[str, Callable[..., Any]] = field(default_factory=dict)
     model_aliases: dict[str, ModelAlias] = field(default_factory=dict)
+    feature_sources: dict[str, Any] = field(default_factory=dict)
     plugins: list[PluginRecord] = field(default_factory=list)
 
     def explanation_type(self, name: str) -> ExplanationType:
@@ -136,6 +142,7 @@ def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) ->
         "introspect_register_explanation_types": registry.explanation_types,
         "introspect_register_backends": registry.backends,
         "introspect_register_model_aliases": registry.model_aliases,
+        "introspect_register_feature_sources": registry.feature_sources,
     }
     owners: dict[tuple[str, str], str] = {}
     for hook_name, table in targets.items():

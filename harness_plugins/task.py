@@ -9,6 +9,7 @@ for exactly the documents it will evaluate (``--limit``), and cached on disk.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,9 +18,9 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import Task, TaskConfig
 from lm_eval.filters import build_filter_ensemble
 
-from harness_plugins import __version__, chat
+from harness_plugins import __version__, chat, vectors
 from harness_plugins.errors import IntrospectError
-from harness_plugins.explanation import ReferenceContext
+from harness_plugins.explanation import ReferenceContext, ScoringContext
 from harness_plugins.options import resolve_options
 from harness_plugins.plugins import get_registry
 
@@ -39,11 +40,13 @@ def resolve_task_options(
     """Validated options of one task, from lm-eval's merged metadata."""
     from harness_plugins.lm_eval_model import live_model_arguments
 
+    others = {o.name for t in get_registry().explanation_types.values() for o in t.all_options()}
     return resolve_options(
         task,
         explanation.all_options(),
         metadata,
         known_model_arguments=live_model_arguments(),
+        other_options=others,
         warn=logger.warning,
     )
 
@@ -68,6 +71,8 @@ class IntrospectTask(Task):
 
         self.explainer_spec, self.subject_spec = model_specs(name, metadata, self.options)
         self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
+        if self.explanation.needs_vectors:
+            require_introspect_model(name)
         self._check_models(name)
 
         # Task.__init__ would build a TaskConfig from nothing (and warn about it): set its
@@ -108,6 +113,8 @@ class IntrospectTask(Task):
         self._docs: Any = None
         self._explainer_tokenizer: Any = None
         self._subject: Any = None
+        self._docs_for = 0
+        self._mapper: Any = None
         self._record: dict[str, Any] = {
             "mode": self.mode,
             "explanation_type": type_name,
@@ -193,6 +200,11 @@ class IntrospectTask(Task):
             logger.warning("introspect: %s: lm-eval's request cache is not used", self.config.task)
             kwargs["cache_requests"] = False
         super().build_all_requests(limit=limit, samples=samples, **kwargs)
+        if self._mapper is not None:  # cross-explanation: how well the subject->explainer maps fit
+            self._record["cross_model_maps"] = {
+                f"subject layer {a} -> explainer layer {b}": fit
+                for (a, b), fit in self._mapper.fits.items()
+            }
 
     def ensure_references(self, needed: int) -> Any:
         """Reference rows for the first ``needed`` documents, from the cache or built now."""
@@ -200,8 +212,9 @@ class IntrospectTask(Task):
 
         questions = self._all_questions()
         needed = min(needed, len(questions))
-        if self._docs is not None and len(self._docs) >= needed:
+        if self._docs is not None and self._docs_for >= needed:
             return self._docs
+        self._docs_for = needed
         fingerprint = self._subject_fingerprint()
         reference_options = {
             option.name: self.options[option.name]
@@ -227,13 +240,29 @@ class IntrospectTask(Task):
                     "package_version": __version__,
                 },
             )
-        self._docs = result.dataset
+        self._docs = result.dataset.select(range(needed))
         self._subject = None  # free a cross-mode subject; the explainer keeps its own weights
+        kept = [i for i, doc in enumerate(self._docs) if self.explanation.keep(doc, self.options)]
+        if not kept:
+            raise IntrospectError(
+                f"{self.config.task}: none of the first {needed} documents can be evaluated "
+                f"for {self.subject_spec.describe()} (e.g. facts it does not state unpatched); "
+                "raise --limit, or see `introspect options` for the filter"
+            )
+        if len(kept) < needed:
+            logger.warning(
+                "introspect: %s: %d of %d documents kept (the type drops the others, e.g. facts "
+                "the subject does not know)",
+                self.config.task,
+                len(kept),
+                needed,
+            )
+            self._docs = self._docs.select(kept)
         if result.built_rows:
             how = f"built {result.built_rows} references in {result.build_seconds:.1f} s ({len(self._docs)} cached in {result.path})"
         else:
             how = f"reusing {len(self._docs)} cached references from {result.path}"
-        summary = self.explanation.summarize_references(self._docs.select(range(needed)))
+        summary = self.explanation.summarize_references(self._docs) if len(self._docs) else ""
         logger.warning(
             "introspect: %s: %s%s", self.config.task, how, f"; {summary}" if summary else ""
         )
@@ -315,7 +344,10 @@ class IntrospectTask(Task):
         **_: Any,
     ) -> str:
         """The explainer prompt: its own chat template, unless lm-eval is asked to apply one."""
-        messages = self.explanation.explainer_messages(doc, self.options)
+        with vectors.mapped(self._vector_mapper()):
+            messages = self.explanation.explainer_messages(doc, self.options)
+        if not self.explanation.uses_chat:
+            return messages[-1]["content"]
         if system_instruction:
             messages = [{"role": "system", "content": system_instruction}, *messages]
         if apply_chat_template and chat_template is not None:
@@ -330,33 +362,84 @@ class IntrospectTask(Task):
         text, _ = chat.render(tokenizer, messages, self.options["chat_format"])
         return text
 
+    def _vector_mapper(self) -> Any:
+        """None when subject and explainer are one model; else the fitted subject->explainer maps."""
+        if self.mode == "self" or not self.explanation.needs_vectors:
+            return None
+        if self._mapper is None:
+            from harness_plugins.cross_model import mapper_for
+
+            self._mapper = mapper_for(
+                self.subject_spec, self.explainer_spec, self.registry, self.options
+            )
+        return self._mapper
+
     def _explainer_tokenizer_or_none(self) -> Any:
         if self._explainer_tokenizer is None and self.explainer_spec is not None:
             self._explainer_tokenizer = self._tokenizer_for(self.explainer_spec)
         return self._explainer_tokenizer
 
-    def construct_requests(self, doc: Mapping[str, Any], ctx: str, **kwargs: Any) -> Instance:
+    def construct_requests(self, doc: Mapping[str, Any], ctx: str, **kwargs: Any) -> list[Instance]:
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
-        return Instance(
-            request_type=self.explanation.output_type,
-            doc=doc,
-            arguments=(ctx, dict(self.config.generation_kwargs)),
-            idx=0,
-            **kwargs,
-        )
+        return [
+            Instance(request_type=kind, doc=doc, arguments=arguments, idx=index, **kwargs)
+            for index, (kind, arguments) in enumerate(
+                self.explanation.requests(doc, ctx, self.config.generation_kwargs)
+            )
+        ]
 
     # ------------------------------------------------------------------ scoring
 
     def process_results(self, doc: Mapping[str, Any], results: list[Any]) -> dict[str, Any]:
-        answers = results[0] if isinstance(results[0], list) else [results[0]]
-        return self.explanation.score_responses(doc, answers)
+        return self.explanation.score_results(doc, results, self._scoring_context())
+
+    def _scoring_context(self) -> ScoringContext:
+        if getattr(self, "_scoring", None) is None:
+            self._scoring = ScoringContext(
+                options=self.options,
+                subject_tokenizer=functools.cache(lambda: self._tokenizer_for(self.subject_spec)),
+                simulator=functools.cache(self._simulator),
+            )
+        return self._scoring
+
+    def _simulator(self) -> Any:
+        """The model that simulates from descriptions (default: the explainer's live weights)."""
+        from ground_truth.subject import ModelSpec, load_model
+
+        if self.options.get("simulator"):
+            spec = ModelSpec.from_arguments({"pretrained": self.options["simulator"]})
+        elif self.explainer_spec is not None:
+            spec = self.explainer_spec
+        else:
+            raise IntrospectError(
+                f"{self.config.task}: name a simulator model with --metadata '{{\"simulator\": ...}}'"
+            )
+        return load_model(spec, self.registry.model_aliases)
+
+    def _metrics(self) -> Mapping[str, Any]:
+        return (
+            self.explanation.metrics_for(self._docs)
+            if self._docs is not None
+            else self.explanation.metrics
+        )
 
     def aggregation(self) -> dict[str, Any]:
-        return {name: metric.aggregate for name, metric in self.explanation.metrics.items()}
+        return {name: metric.aggregate for name, metric in self._metrics().items()}
 
     def higher_is_better(self) -> dict[str, bool]:
-        return {name: metric.higher_is_better for name, metric in self.explanation.metrics.items()}
+        return {name: metric.higher_is_better for name, metric in self._metrics().items()}
+
+
+def require_introspect_model(task: str) -> None:
+    """Vector prompts mean nothing to lm-eval's plain HF model: stop before any work."""
+    from harness_plugins.lm_eval_model import live_model_arguments
+
+    if live_model_arguments() is None:
+        raise IntrospectError(
+            f"{task} injects subject vectors into the explainer, which only the introspect "
+            "model can do: run lm_eval --model introspect --model_args pretrained=..."
+        )
 
 
 def model_specs(

@@ -174,3 +174,35 @@ def test_out_of_range_position_is_an_error(setup):
     loaded, sequences = setup
     with pytest.raises(ValueError, match="position 99 outside sequence 1"):
         backend(loaded).forward(sequences, reads=[Read("hook_embed", 1, 99)])
+
+
+def test_mlp_hook_post_reads_the_neurons_that_the_output_weights_write(setup):
+    """Neuron activations times W_out rows give the MLP output (minus its bias)."""
+    loaded, sequences = setup
+    runner = backend(loaded)
+    layer = 1
+    reads = [
+        Read(f"blocks.{layer}.mlp.hook_post", 0, None),
+        Read(f"blocks.{layer}.hook_resid_pre", 0, None),
+    ]
+    hidden, _ = runner.forward(sequences, reads=reads).reads
+    w_out = runner.mlp_output_weights(layer)
+    assert w_out.shape == (hidden.shape[-1], runner.d_model)
+    from ground_truth.backends.hf import find_mlp_output
+
+    projection = find_mlp_output(find_decoder_layers(loaded.model)[layer])
+    with torch.inference_mode():
+        expected = projection(hidden) - (projection.bias if projection.bias is not None else 0)
+    torch.testing.assert_close(hidden @ w_out, expected.float(), atol=1e-5, rtol=1e-4)
+
+
+def test_score_from_gives_loglikelihoods_of_the_continuation(setup):
+    loaded, sequences = setup
+    sequence = sequences[0]
+    result = backend(loaded).forward([sequence, sequences[1]], score_from=[4, 1])
+    with torch.inference_mode():
+        logprobs = loaded.model(torch.tensor([sequence])).logits[0].float().log_softmax(-1)
+    expected = torch.stack([logprobs[i - 1, sequence[i]] for i in range(4, len(sequence))])
+    torch.testing.assert_close(result.token_logprobs[0], expected, atol=1e-5, rtol=1e-5)
+    greedy = all(int(logprobs[i - 1].argmax()) == sequence[i] for i in range(4, len(sequence)))
+    assert result.greedy[0] is greedy

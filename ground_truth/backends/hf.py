@@ -48,6 +48,20 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     )
 
 
+_MLP_NAMES = ("mlp", "feed_forward", "ffn")
+_OUT_PROJECTIONS = ("down_proj", "c_proj", "fc2", "dense_4h_to_h", "w2", "out_proj")
+
+
+def find_mlp_output(block: torch.nn.Module) -> torch.nn.Module:
+    """The output projection of a block's MLP, whose input is the MLP's hidden activation."""
+    mlp = next((getattr(block, name) for name in _MLP_NAMES if hasattr(block, name)), None)
+    if mlp is not None:
+        for name in _OUT_PROJECTIONS:
+            if hasattr(mlp, name):
+                return getattr(mlp, name)
+    raise ValueError(f"cannot find the MLP output projection of {type(block).__name__}")
+
+
 def _hidden_of(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
@@ -108,6 +122,16 @@ class HFBackend(InterventionBackend):
     @property
     def device(self) -> torch.device:
         return self.embedding.weight.device
+
+    def mlp_output_weights(self, layer: int) -> torch.Tensor:
+        projection = find_mlp_output(self.layers[layer])
+        weight = projection.weight.detach().float().cpu()
+        # nn.Linear stores [out, in] = [d_model, d_mlp]; GPT-2's Conv1D stores [in, out]
+        return (
+            weight.T.contiguous()
+            if isinstance(projection, torch.nn.Linear)
+            else weight.contiguous()
+        )
 
     # ------------------------------------------------------------------ batching
 
@@ -185,6 +209,16 @@ class HFBackend(InterventionBackend):
                     return plan.apply(_key, output) if active(_key) else output
 
                 handles.append(self.embedding.register_forward_hook(embed_hook))
+            elif kind == "mlp_post":
+
+                def mlp_hook(module, args, _key=key):
+                    if not active(_key):
+                        return None
+                    return (plan.apply(_key, args[0]), *args[1:])
+
+                handles.append(
+                    find_mlp_output(self.layers[layer]).register_forward_pre_hook(mlp_hook)
+                )
             elif kind == "pre":
 
                 def pre_hook(module, args, kwargs, _key=key):
@@ -227,12 +261,15 @@ class HFBackend(InterventionBackend):
         *,
         reads: Sequence[Read] = (),
         writes: Sequence[Write] = (),
+        score_from: Sequence[int] | None = None,
         description: str = "forward",
     ) -> ForwardResult:
         lengths = [len(s) for s in sequences]
         batches = self._batches(sequences)
         logits: list[torch.Tensor | None] = [None] * len(sequences)
         read_values: dict[int, torch.Tensor] = {}
+        scored: list[torch.Tensor | None] = [None] * len(sequences)
+        greedy: list[bool] = [False] * len(sequences)
         bar = tqdm(
             total=len(sequences),
             desc=description,
@@ -243,17 +280,37 @@ class HFBackend(InterventionBackend):
             ids, mask, offsets = self._pad([sequences[i] for i in batch])
             plan = self._plan(batch, lengths, offsets, writes, reads, range(len(reads)))
             with self._hooks(plan, first_call_only=False):
-                out = self._model_call(ids, mask, use_cache=False, logits_to_keep=1)
+                out = self._model_call(
+                    ids, mask, use_cache=False, logits_to_keep=0 if score_from else 1
+                )
             last = out.logits[:, -1, :].float().cpu()
             for i, row in enumerate(batch):
                 logits[row] = last[i]
+                if score_from:
+                    scored[row], greedy[row] = self._score(
+                        out.logits[i], ids[i], offsets[i], score_from[row], lengths[row]
+                    )
             read_values.update(plan.results)
             bar.update(len(batch))
         bar.close()
         return ForwardResult(
             last_logits=torch.stack(logits) if logits else torch.empty(0),
             reads=[read_values[i] for i in range(len(reads))],
+            token_logprobs=scored if score_from else None,
+            greedy=greedy if score_from else None,
         )
+
+    @staticmethod
+    def _score(
+        logits: torch.Tensor, ids: torch.Tensor, offset: int, start: int, length: int
+    ) -> tuple[torch.Tensor, bool]:
+        """Log-probabilities of tokens start..length-1 of one (left-padded) sequence."""
+        if not 1 <= start <= length:
+            raise ValueError(f"score_from {start} outside 1..{length}")
+        predicting = logits[offset + start - 1 : offset + length - 1].float().log_softmax(-1)
+        targets = ids[offset + start : offset + length]
+        chosen = predicting.gather(-1, targets[:, None])[:, 0]
+        return chosen.cpu(), bool((predicting.argmax(-1) == targets).all())
 
     @torch.inference_mode()
     def generate(

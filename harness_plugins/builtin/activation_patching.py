@@ -1,0 +1,226 @@
+"""Explanation type ``activation_patching``: what happens when a counterfactual residual is patched in?
+
+Research.md §1. A multiple-choice fact prompt ("Complete the fact: The capital of France
+is ... A. Rome B. Paris C. Madrid") is run twice: as is, and with the residual stream at
+the subject's last token overwritten, over a window of consecutive blocks, by the
+residuals of the same prompt about a counterfactual subject (Italy). The references
+are the greedy next tokens before and after. The explainer sees the prompt and the
+patched vector (at the window's first block) and says how the output would change, in
+the two-sentence format of `causal_verdict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from harness_plugins import causal_verdict, vectors
+from harness_plugins.chat import render
+from harness_plugins.errors import IntrospectError
+from harness_plugins.explanation import ExplanationType, ReferenceContext
+from harness_plugins.options import Option
+from harness_plugins.plugins import hookimpl
+
+LETTERS = ("A", "B", "C")
+ANSWER_PREFIX = "Response: ("
+QUESTION = (
+    "If feature {rep} at layer {layers} is added to tokens <{token}> when processing the text "
+    "<<<{text}>>>, how would the output change?"
+)
+
+
+def _rng(*parts: Any) -> random.Random:
+    return random.Random(
+        int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16)
+    )
+
+
+def fact_question(prompt: str, choices: list[str]) -> str:
+    lines = [f"Complete the fact: {prompt} ..."]
+    lines += [f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices, strict=True)]
+    lines.append("Respond with one of A, B or C.")
+    return "\n".join(lines)
+
+
+def subject_last_token(
+    tokenizer: Any, messages: list[dict[str, str]], subject: str, prefix: str
+) -> tuple[list[int], int]:
+    """Token ids of the rendered prompt and the index of the subject's last token."""
+    text, templated = render(tokenizer, messages)
+    text += prefix if templated else " " + prefix
+    end = text.rfind(subject) + len(subject) if subject in text else -1
+    if end < 0:
+        raise IntrospectError(f"activation_patching: subject {subject!r} not found in its prompt")
+    encoded = tokenizer(text, add_special_tokens=not templated, return_offsets_mapping=True)
+    for index, (start, stop) in enumerate(encoded["offset_mapping"]):
+        if start < end <= stop:
+            return list(encoded["input_ids"]), index
+    raise IntrospectError(f"activation_patching: no token ends the subject {subject!r}")
+
+
+class ActivationPatching(ExplanationType):
+    name = "activation_patching"
+    version = "1"
+    description = "How would the output change if a counterfactual residual were patched over the subject token?"
+    needs_vectors = True
+    metrics = causal_verdict.VERDICT_METRICS
+    stop_sequences = causal_verdict.STOP_SEQUENCES
+    max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
+    options = (
+        Option("first_layer", -1, "first patched block (-1: a quarter of the depth)", kind=int),
+        Option("window", 8, "number of consecutive blocks patched", kind=int, minimum=1),
+        Option(
+            "vector_scale",
+            1.0,
+            "multiplier of the injected vector",
+            kind=float,
+            affects_reference=False,
+        ),
+        Option(
+            "format_instructions",
+            True,
+            "tell the explainer the two-sentence answer format",
+            kind=bool,
+            affects_reference=False,
+        ),
+    )
+
+    def questions(self, options: Mapping[str, Any]) -> Any:
+        import datasets
+
+        from harness_plugins.fact_bank import builtin_facts, fact_partition
+
+        facts = builtin_facts()
+        objects: dict[str, list[str]] = {}
+        for fact in facts:
+            objects.setdefault(fact.relation, [])
+            if fact.object not in objects[fact.relation]:
+                objects[fact.relation].append(fact.object)
+        rows = []
+        for fact in facts:
+            if fact_partition(fact.fact_id, options["test_fraction"]) != options["partition"]:
+                continue
+            rng = _rng("choices", options["seed"], fact.fact_id)
+            others = [
+                o
+                for o in objects[fact.relation]
+                if o not in (fact.object, fact.counterfactual_object)
+            ]
+            if not others:
+                continue
+            choices = [fact.object, fact.counterfactual_object, rng.choice(others)]
+            rng.shuffle(choices)
+            rows.append(
+                {
+                    "question_id": fact.fact_id,
+                    "relation": fact.relation,
+                    "subject": fact.subject,
+                    "counterfactual_subject": fact.counterfactual_subject,
+                    "prompt": fact.prompt(),
+                    "counterfactual_prompt": fact.prompt(fact.counterfactual_subject),
+                    "choices": choices,
+                }
+            )
+        random.Random(f"activation_patching|{options['seed']}").shuffle(rows)
+        return datasets.Dataset.from_list(rows[: options["max_docs"]])
+
+    def window(self, options: Mapping[str, Any], n_layers: int) -> list[int]:
+        first = n_layers // 4 if options["first_layer"] == -1 else options["first_layer"]
+        if not 0 <= first < n_layers:
+            raise IntrospectError(
+                f"activation_patching: first_layer {first} outside 0..{n_layers - 1}"
+            )
+        return list(range(first, min(n_layers, first + options["window"])))
+
+    def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        from ground_truth.primitive import Read, Write
+
+        tokenizer = context.subject.tokenizer
+        backend = context.backend
+        layers = self.window(context.options, backend.n_layers)
+        originals, counterfactuals = [], []
+        for doc in questions:
+            messages = [{"role": "user", "content": fact_question(doc["prompt"], doc["choices"])}]
+            originals.append(subject_last_token(tokenizer, messages, doc["subject"], ANSWER_PREFIX))
+            cf_messages = [
+                {
+                    "role": "user",
+                    "content": fact_question(doc["counterfactual_prompt"], doc["choices"]),
+                }
+            ]
+            counterfactuals.append(
+                subject_last_token(
+                    tokenizer, cf_messages, doc["counterfactual_subject"], ANSWER_PREFIX
+                )
+            )
+        reads = [
+            Read(f"blocks.{layer}.hook_resid_post", row, position)
+            for row, (_, position) in enumerate(counterfactuals)
+            for layer in layers
+        ]
+        donor = backend.forward(
+            [ids for ids, _ in counterfactuals],
+            reads=reads,
+            description="activation_patching: counterfactual residuals",
+        )
+        before = backend.forward(
+            [ids for ids, _ in originals], description="activation_patching: clean run"
+        )
+        writes = [
+            Write(
+                f"blocks.{layer}.hook_resid_post", row, position, donor.reads[row * len(layers) + k]
+            )
+            for row, (_, position) in enumerate(originals)
+            for k, layer in enumerate(layers)
+        ]
+        after = backend.forward(
+            [ids for ids, _ in originals],
+            writes=writes,
+            description="activation_patching: patched run",
+        )
+        columns: dict[str, list[Any]] = {
+            k: [] for k in ("token", "layers", "vector", "before", "after", "changed", "target")
+        }
+        for row, (ids, position) in enumerate(originals):
+            first = tokenizer.decode([int(before.last_logits[row].argmax())]).strip()
+            second = tokenizer.decode([int(after.last_logits[row].argmax())]).strip()
+            columns["token"].append(tokenizer.decode([ids[position]]).strip())
+            columns["layers"].append(layers)
+            columns["vector"].append(donor.reads[row * len(layers)].tolist())
+            columns["before"].append(first)
+            columns["after"].append(second)
+            columns["changed"].append(first != second)
+            columns["target"].append(causal_verdict.target_sentence(first, second))
+        for name, values in columns.items():
+            questions = questions.add_column(name, values)
+        return questions
+
+    def summarize_references(self, docs: Any) -> str:
+        changed = sum(docs["changed"])
+        return f"the patch changes the output in {changed} of {len(docs)} prompts ({changed / max(1, len(docs)):.0%})"
+
+    def explainer_messages(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        layers = doc["layers"]
+        span = f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0])
+        text = fact_question(doc["prompt"], doc["choices"]) + "\n" + ANSWER_PREFIX
+        question = QUESTION.format(
+            rep=vectors.slot(doc["vector"], options["vector_scale"], layer=layers[0]),
+            layers=span,
+            token=doc["token"],
+            text=text,
+        )
+        if options["format_instructions"]:
+            question += " " + causal_verdict.FORMAT_INSTRUCTIONS
+        return [{"role": "user", "content": question}]
+
+    def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        return causal_verdict.score_verdict(doc["target"], response)
+
+
+@hookimpl
+def introspect_register_explanation_types(register: Any) -> None:
+    register(ActivationPatching())

@@ -1,0 +1,306 @@
+"""Explanation type ``features``: what does a direction in the subject's residual stream encode?
+
+Research.md §1 (feature descriptions). The explainer reads the feature's vector through
+its input embedding (``--model introspect`` writes it at the ``<rep>`` slot) and describes
+it. Three scores: ``label_match`` (the description names the reference label),
+``mc_accuracy`` (the label ranks first by loglikelihood among k candidates) and
+``simulation`` (a simulator model, given the description, tells the feature's
+top-activating exemplars from random ones: balanced accuracy, in the spirit of detection
+scoring). Baselines as options: the nearest-neighbour label (``explainer:
+nearest_neighbour``) and the untrained "What is the meaning of <rep>?" prompt
+(``prompt: meaning``) at any ``vector_scale``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from harness_plugins import vectors
+from harness_plugins.errors import IntrospectError
+from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
+from harness_plugins.options import Option
+from harness_plugins.plugins import get_registry, hookimpl
+
+DESCRIBE = (
+    "At layer {layer}, {rep} encodes",
+    "The vector {rep} from layer {layer} represents",
+    "At layer {layer} of the model, {rep} stands for",
+)
+MEANING = "What is the meaning of {rep}?"
+SIMULATION = (
+    'A feature of a language model is described as: "{description}".\n'
+    "Does this text strongly express that feature?\nText: {text}\nAnswer Yes or No."
+)
+
+
+def _hash(*parts: Any) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", (text or "").lower())
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
+def label_in(description: str, label: str) -> bool:
+    """Every word of the label appears in the description (case, punctuation, plural -s ignored)."""
+    wanted = [_stem(w) for w in _words(label)]
+    present = {_stem(w) for w in _words(description)}
+    return bool(wanted) and all(w in present for w in wanted)
+
+
+def balanced_accuracy(positive: Sequence[bool], negative: Sequence[bool]) -> float:
+    """Mean of the hit rate on top exemplars and the correct-rejection rate on random ones."""
+    if not positive or not negative:
+        return float("nan")
+    return 0.5 * (sum(positive) / len(positive) + sum(not p for p in negative) / len(negative))
+
+
+class Features(ExplanationType):
+    name = "features"
+    version = "1"
+    description = "What does a direction in the subject's residual stream encode?"
+    needs_vectors = True
+    max_gen_tokens = 24
+    stop_sequences = ("\n", ".")
+    metrics = {
+        "label_match": Metric(mean),
+        "mc_accuracy": Metric(mean),
+        "simulation": Metric(mean),
+    }
+    options = (
+        Option(
+            "source", "concepts", "feature source: concepts, neurons, or one a plugin registers"
+        ),
+        Option("layer", -1, "subject block the features live in (-1: the middle one)", kind=int),
+        Option(
+            "concepts",
+            None,
+            "concept bank JSON ({concepts: [{name, sentences}], neutral: [...]}); default: built-in",
+        ),
+        Option(
+            "neurons",
+            200,
+            "neurons source: how many of the most selective neurons to rank",
+            kind=int,
+            minimum=1,
+        ),
+        Option(
+            "exemplars", 4, "top-activating and random exemplars per feature", kind=int, minimum=1
+        ),
+        Option(
+            "candidates", 5, "labels ranked by loglikelihood for mc_accuracy", kind=int, minimum=2
+        ),
+        Option(
+            "prompt",
+            "describe",
+            "explainer prompt: the research prompt with paraphrases (describe) or the "
+            "untrained baseline 'What is the meaning of <rep>?' (meaning)",
+            choices=("describe", "meaning"),
+            affects_reference=False,
+        ),
+        Option(
+            "vector_scale",
+            1.0,
+            "length of the injected vector, in units of the subject's median token-embedding norm",
+            kind=float,
+            minimum=0.0,
+            affects_reference=False,
+        ),
+        Option(
+            "explainer",
+            "model",
+            "who describes: the evaluated model, or the nearest-neighbour baseline (the label "
+            "of the most similar train feature)",
+            choices=("model", "nearest_neighbour"),
+            affects_reference=False,
+        ),
+        Option("simulation", True, "run simulation scoring", kind=bool, affects_reference=False),
+        Option(
+            "simulator",
+            None,
+            "model that simulates from descriptions; default: the explainer",
+            affects_reference=False,
+        ),
+    )
+
+    def _source(self, options: Mapping[str, Any]) -> Any:
+        sources = get_registry().feature_sources
+        if options["source"] not in sources:
+            raise IntrospectError(
+                f"features: unknown feature source {options['source']!r}; registered: {', '.join(sorted(sources))}"
+            )
+        return sources[options["source"]]
+
+    # ------------------------------------------------------------------ questions
+
+    def questions(self, options: Mapping[str, Any]) -> Any:
+        import datasets
+
+        from harness_plugins.question_bank import partition_of
+
+        ids = [
+            fid
+            for fid in self._source(options).feature_ids(options)
+            if partition_of(fid, options["test_fraction"]) == options["partition"]
+        ]
+        random.Random(f"features|{options['seed']}").shuffle(ids)
+        return datasets.Dataset.from_dict({"question_id": ids[: options["max_docs"]]})
+
+    # ------------------------------------------------------------------ references
+
+    def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        import torch
+
+        from harness_plugins.question_bank import partition_of
+
+        options = context.options
+        features = self._source(options).build(context.subject, context.backend, options)
+        missing = [fid for fid in questions["question_id"] if fid not in features]
+        if missing:
+            raise IntrospectError(
+                f"features: source {options['source']!r} did not build {missing[:3]}"
+            )
+        train = [
+            f
+            for fid, f in features.items()
+            if partition_of(fid, options["test_fraction"]) == "train"
+        ]
+        train_vectors = torch.tensor([f.vector for f in train]) if train else None
+        labels = sorted({f.label for f in features.values()})
+        embedding = context.subject.model.get_input_embeddings().weight.detach().float()
+        norm = float(embedding.norm(dim=-1).median())
+        rows = []
+        for fid in questions["question_id"]:
+            feature = features[fid]
+            nn_label = ""
+            if train_vectors is not None:
+                similarity = train_vectors @ torch.tensor(feature.vector)
+                nn_label = train[int(similarity.argmax())].label
+            rng = random.Random(_hash("candidates", options["seed"], fid))
+            others = [label for label in labels if label != feature.label]
+            candidates = [
+                feature.label,
+                *rng.sample(others, min(options["candidates"] - 1, len(others))),
+            ]
+            rng.shuffle(candidates)
+            rows.append(
+                {
+                    "layer": feature.layer,
+                    "vector": feature.vector,
+                    "label": feature.label,
+                    "candidates": candidates,
+                    "answer_index": candidates.index(feature.label),
+                    "nn_label": nn_label,
+                    "top_exemplars": [asdict(e) for e in feature.top_exemplars],
+                    "random_exemplars": [asdict(e) for e in feature.random_exemplars],
+                    "embedding_norm": norm,
+                    "target": feature.label,
+                }
+            )
+        for column in rows[0] if rows else ():
+            questions = questions.add_column(column, [row[column] for row in rows])
+        return questions
+
+    def summarize_references(self, docs: Any) -> str:
+        nn = sum(a == b for a, b in zip(docs["nn_label"], docs["label"], strict=True))
+        return f"{len(docs)} features at layer {docs[0]['layer']}; nearest-neighbour label right for {nn}"
+
+    # ------------------------------------------------------------------ explainer
+
+    def explainer_messages(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        rep = vectors.slot(
+            doc["vector"], options["vector_scale"] * doc["embedding_norm"], layer=doc["layer"]
+        )
+        if options["prompt"] == "meaning":
+            content = MEANING.format(rep=rep) + " Answer with a few words."
+        else:
+            sentence = DESCRIBE[_hash(doc["question_id"]) % len(DESCRIBE)].format(
+                layer=doc["layer"], rep=rep
+            )
+            content = f'Complete the sentence with a few words naming a concept: "{sentence} ..."'
+        return [{"role": "user", "content": content}]
+
+    def requests(
+        self, doc: Mapping[str, Any], context: str, generation: Mapping[str, Any]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        space = " " if context.rstrip().endswith(":") or not context.endswith(("\n", " ")) else ""
+        ranking = [
+            ("loglikelihood", (context, space + candidate)) for candidate in doc["candidates"]
+        ]
+        return [("generate_until", (context, dict(generation))), *ranking]
+
+    def score_results(
+        self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
+    ) -> dict[str, Any]:
+        options = context.options if context is not None else {}
+        use_baseline = options.get("explainer") == "nearest_neighbour"
+        description = doc["nn_label"] if use_baseline else str(results[0]).strip()
+        if use_baseline:
+            chosen = doc["label"] == doc["nn_label"]
+        else:
+            scores = [value[0] for value in results[1:]]
+            chosen = scores.index(max(scores)) == doc["answer_index"]
+        simulation = float("nan")
+        if context is not None and options.get("simulation") and description:
+            simulation = self.simulate(context.simulator(), description, doc)
+        return {
+            "label_match": float(label_in(description, doc["label"])),
+            "mc_accuracy": float(chosen),
+            "simulation": simulation,
+        }
+
+    def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        return {
+            "label_match": float(label_in(response, doc["label"])),
+            "mc_accuracy": float("nan"),
+            "simulation": float("nan"),
+        }
+
+    def simulate(self, simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
+        """Balanced accuracy of the simulator telling top exemplars from random ones."""
+        from harness_plugins.chat import encode_prompt
+
+        tokenizer = simulator.tokenizer
+        answer_ids = []
+        for word in ("Yes", "No"):
+            ids = tokenizer.encode(word, add_special_tokens=False)
+            answer_ids.append(ids[0])
+        exemplars = [*doc["top_exemplars"], *doc["random_exemplars"]]
+        prompts = [
+            encode_prompt(
+                tokenizer,
+                [
+                    {
+                        "role": "user",
+                        "content": SIMULATION.format(description=description, text=e["text"]),
+                    }
+                ],
+            )
+            for e in exemplars
+        ]
+        from ground_truth.backends.hf import HFBackend
+
+        logits = (
+            HFBackend(simulator, batch_size=len(prompts), progress=False)
+            .forward(prompts)
+            .last_logits
+        )
+        says_yes = (logits[:, answer_ids[0]] >= logits[:, answer_ids[1]]).tolist()
+        top = len(doc["top_exemplars"])
+        return balanced_accuracy(says_yes[:top], says_yes[top:])
+
+
+@hookimpl
+def introspect_register_explanation_types(register: Any) -> None:
+    register(Features())
