@@ -52,7 +52,7 @@ def test_a_slot_holding_a_token_embedding_equals_that_token(lm):
         + " of 12 + 30?"
     )
     ids, writes = lm._encode_marked(marked, 0)
-    plain = ids[: writes[0].position] + [word_id] + ids[writes[0].position + 1 :]
+    plain = [*ids[: writes[0].position], word_id, *ids[writes[0].position + 1 :]]
     with torch.inference_mode():
         expected = lm.model(torch.tensor([plain])).logits[0, -1].float()
     got = lm._vector_backend().forward([ids], writes=writes).last_logits[0]
