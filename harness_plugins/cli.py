@@ -277,6 +277,37 @@ def cmd_train_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_explainer(args: argparse.Namespace) -> int:
+    from harness_plugins.explainer_training import train_explainer
+    from harness_plugins.training import format_loss
+
+    explainer = args.explainer or args.subject
+    metadata = {**_metadata(args.metadata), "subject": args.subject}
+    if args.subject_peft:
+        metadata["subject_peft"] = args.subject_peft
+    types = [t.strip().removeprefix("introspect_") for t in args.types.split(",") if t.strip()]
+    manifest = train_explainer(
+        _spec(explainer, args.explainer_peft),
+        types,
+        Path(args.out),
+        metadata=metadata,
+        limit=args.limit,
+        config=_training_config(args),
+        resume=args.resume,
+    )
+    counts = ", ".join(f"{name} {stats['documents']}" for name, stats in manifest["types"].items())
+    print(
+        f"trained explainer {explainer} on {args.subject} ({counts} train documents): "
+        f"{manifest['steps']} steps in {manifest['seconds']:.0f} s, loss "
+        f"{format_loss(manifest['first_loss'])} -> {format_loss(manifest['final_loss'])}; adapter in {args.out}"
+    )
+    print(
+        f"evaluate: lm_eval --model introspect --model_args pretrained={explainer},peft={args.out} "
+        f'--tasks {",".join("introspect_" + t for t in types)} --metadata \'{{"subject": "{args.subject}"}}\''
+    )
+    return 0
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training (LoRA)")
     group.add_argument("--epochs", type=float, default=1.0, help="passes over the examples")
@@ -391,6 +422,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="adapter folder to write")
     _add_training_arguments(report)
     report.set_defaults(func=cmd_train_report)
+    explainer = tr.add_parser(
+        "explainer", help="fine-tune an explainer on the train partitions of explanation types"
+    )
+    explainer.add_argument("--subject", required=True, help="model whose internals are explained")
+    explainer.add_argument("--subject-peft", help="adapter of the subject")
+    explainer.add_argument(
+        "--explainer", help="model to train (default: the subject: self-explanation)"
+    )
+    explainer.add_argument("--explainer-peft", help="adapter of the explainer to continue from")
+    explainer.add_argument(
+        "--types",
+        required=True,
+        help="comma-separated types, e.g. input_ablation,activation_patching,features",
+    )
+    explainer.add_argument("--limit", type=int, help="at most N train documents per type")
+    explainer.add_argument("--metadata", help="task options as JSON, shared by every type")
+    explainer.add_argument("--out", required=True, help="adapter folder to write")
+    _add_training_arguments(explainer)
+    explainer.set_defaults(func=cmd_train_explainer)
 
     from harness_plugins import plots
 

@@ -29,9 +29,10 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from harness_plugins import results_files
 
 __all__ = [
     "ERROR_PREFIX",
@@ -62,9 +63,6 @@ CheckKind = Literal["min", "max", "drop", "rise"]
 # Relative/absolute tolerance for float comparisons (see module docstring).
 _REL_TOL = 1e-9
 _ABS_TOL = 1e-12
-
-# lm-eval names its aggregated output results_<datetime.isoformat() with ':'->'-'>.json
-_LM_EVAL_DATE_FORMATS = ("%Y-%m-%dT%H-%M-%S.%f", "%Y-%m-%dT%H-%M-%S")
 
 
 def gate_error(message: str) -> SystemExit:
@@ -130,43 +128,9 @@ class Check:
 # --------------------------------------------------------------------------- #
 
 
-def _results_file_time(path: Path) -> datetime:
-    """When lm-eval wrote ``path``: the timestamp in its name, else its mtime.
-
-    The name is preferred because CI artifact downloads and git checkouts
-    reset mtimes, while lm-eval's ``results_<timestamp>.json`` survives them.
-    """
-    stamp = path.stem[len("results_") :]
-    for fmt in _LM_EVAL_DATE_FORMATS:
-        try:
-            return datetime.strptime(stamp, fmt)
-        except ValueError:
-            continue
-    return datetime.fromtimestamp(path.stat().st_mtime)
-
-
 def find_results_file(path: str | Path) -> Path:
-    """Return the results file for ``path``: itself, or the newest one under it.
-
-    ``lm_eval --output_path DIR`` writes
-    ``DIR/<model_name_sanitized>/results_<timestamp>.json``, so CI only knows
-    the directory; pick the newest ``results_*.json`` anywhere below it.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise gate_error(
-            f"results file not found: {p} "
-            "(pass the JSON file or the directory given to lm_eval --output_path)"
-        )
-    if p.is_file():
-        return p
-    candidates = [f for f in p.rglob("results_*.json") if f.is_file()]
-    if not candidates:
-        raise gate_error(
-            f"no results_*.json found under directory {p} "
-            "(did lm_eval run with --output_path pointing there?)"
-        )
-    return max(candidates, key=lambda f: (_results_file_time(f), str(f)))
+    """The results file for ``path``: itself, or the newest one under it."""
+    return results_files.find_results_file(path, gate_error)
 
 
 def load_results(path: str | Path) -> Results:

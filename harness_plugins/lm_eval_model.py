@@ -84,23 +84,22 @@ class IntrospectLM(HFLM):
             if self.tokenizer.pad_token_id is not None
             else self.eot_token_id
         )
-        ids: list[int] = []
-        writes = []
-        for piece in vectors.parse(text):
-            if piece.text:
-                ids += self.tok_encode(piece.text, add_special_tokens=None if not ids else False)
-            elif piece.slot is not None:
-                writes.append(Write("hook_embed", row, len(ids), vectors.vector(piece.slot)))
-                ids.append(placeholder)
-            else:
-                if not ids:
-                    raise IntrospectError(
-                        "an <introspect:...> marker must follow the token it writes at"
-                    )
-                writes += [
-                    Write(site, row, len(ids) - 1, vectors.vector(key))
-                    for site, key in piece.writes
-                ]
+        try:
+            ids, slots, blocks = vectors.encode(
+                text,
+                lambda piece, first: self.tok_encode(
+                    piece, add_special_tokens=None if first else False
+                ),
+                placeholder,
+            )
+        except ValueError as error:
+            raise IntrospectError(str(error)) from None
+        writes = [
+            Write("hook_embed", row, position, vectors.vector(key)) for position, key in slots
+        ]
+        writes += [
+            Write(site, row, position, vectors.vector(key)) for position, site, key in blocks
+        ]
         return ids, writes
 
     def _split(self, requests: list[Any]) -> tuple[list[int], list[int]]:

@@ -37,9 +37,10 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness_plugins import results_files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,9 +80,6 @@ LAYER_METRIC = re.compile(r"^(.+)_layer(\d+)$")
 _BASELINES: tuple[tuple[str, str], ...] = (("logit_lens_", "logit lens"), ("probe_", "probe"))
 _METHOD_LABEL = "Patchscope"
 
-# lm-eval names its aggregated output results_<datetime.isoformat() with ':'->'-'>.json
-_LM_EVAL_DATE_FORMATS = ("%Y-%m-%dT%H-%M-%S.%f", "%Y-%m-%dT%H-%M-%S")
-
 # A value and its standard error (None when lm-eval wrote "N/A" or nothing).
 Point = tuple[float, float | None]
 
@@ -100,42 +98,9 @@ def plot_error(message: str) -> SystemExit:
 # --------------------------------------------------------------------------- #
 
 
-def _results_file_time(path: Path) -> datetime:
-    """When lm-eval wrote ``path``: the timestamp in its name, else its mtime.
-
-    The name wins because artifact downloads and checkouts reset mtimes.
-    """
-    stamp = path.stem[len("results_") :]
-    for fmt in _LM_EVAL_DATE_FORMATS:
-        try:
-            return datetime.strptime(stamp, fmt)
-        except ValueError:
-            continue
-    return datetime.fromtimestamp(path.stat().st_mtime)
-
-
 def find_results_file(path: str | Path) -> Path:
-    """Return the results file for ``path``: itself, or the newest one under it.
-
-    ``lm_eval --output_path DIR`` writes ``DIR/<model>/results_<timestamp>.json``,
-    so users usually only know ``DIR``; the newest ``results_*.json`` anywhere
-    below it is the run they just made.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise plot_error(
-            f"results file not found: {p} "
-            "(pass a results_*.json or the directory given to lm_eval --output_path)"
-        )
-    if p.is_file():
-        return p
-    candidates = [f for f in p.rglob("results_*.json") if f.is_file()]
-    if not candidates:
-        raise plot_error(
-            f"no results_*.json found under directory {p} "
-            "(did lm_eval run with --output_path pointing there?)"
-        )
-    return max(candidates, key=lambda f: (_results_file_time(f), str(f)))
+    """The results file for ``path``: itself, or the newest one under it."""
+    return results_files.find_results_file(path, plot_error)
 
 
 def _read_results_file(file: Path) -> dict[str, Any]:

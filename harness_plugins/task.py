@@ -71,8 +71,6 @@ class IntrospectTask(Task):
 
         self.explainer_spec, self.subject_spec = model_specs(name, metadata, self.options)
         self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
-        if self.explanation.needs_vectors:
-            require_introspect_model(name)
         self._check_models(name)
 
         # Task.__init__ would build a TaskConfig from nothing (and warn about it): set its
@@ -188,6 +186,8 @@ class IntrospectTask(Task):
     def build_all_requests(
         self, *, limit: int | None = None, samples: list[int] | None = None, **kwargs: Any
     ) -> None:
+        if self.explanation.needs_vectors:
+            require_introspect_model(self.config.task)
         needed = len(self._all_questions())
         if samples:
             needed = max(samples) + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.chat import encode_prompt, render
+from harness_plugins.chat import render
 from harness_plugins.errors import IntrospectError
 
 logger = logging.getLogger("introspect")
@@ -57,40 +58,105 @@ class TrainingConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def encode_example(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
-    """Token ids and labels, with -100 on every prompt token so only the reply is learned."""
-    prompt_ids = encode_prompt(tokenizer, list(example.messages))
+def encode_example(tokenizer: Any, example: Example, max_length: int) -> dict[str, Any]:
+    """Token ids and labels (-100 on every prompt token, so only the reply is learned),
+    and the vector slots of the prompt as positions and values."""
+    from harness_plugins import vectors
+
     prompt_text, templated = render(tokenizer, list(example.messages))
     if templated:
         full = tokenizer.apply_chat_template(
             [*example.messages, {"role": "assistant", "content": example.answer}], tokenize=False
         )
         reply = full[len(prompt_text) :] if full.startswith(prompt_text) else example.answer
-    else:
+    else:  # a plain transcript ends "Assistant:"; the reply starts with its space, as generated
         reply = " " + example.answer + (tokenizer.eos_token or "")
+    placeholder = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    prompt_ids, slots, blocks = vectors.encode(
+        prompt_text,
+        lambda piece, first: tokenizer(piece, add_special_tokens=first and not templated)[
+            "input_ids"
+        ],
+        placeholder,
+    )
+    if blocks:
+        raise IntrospectError(
+            "training examples can carry vector slots, not writes at deeper blocks"
+        )
     reply_ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
-    ids = (prompt_ids + reply_ids)[-max_length:]
-    labels = ([-100] * len(prompt_ids) + reply_ids)[-max_length:]
-    return {"input_ids": ids, "labels": labels}
+    cut = max(0, len(prompt_ids) + len(reply_ids) - max_length)
+    if any(position < cut for position, _ in slots):
+        raise IntrospectError(
+            f"a training example is longer than max_length={max_length} and its vector would be cut"
+        )
+    return {
+        "input_ids": (prompt_ids + reply_ids)[cut:],
+        "labels": ([-100] * len(prompt_ids) + reply_ids)[cut:],
+        "slot_positions": [position - cut for position, _ in slots],
+        "slot_vectors": [vectors.vector(key).tolist() for _, key in slots],
+    }
 
 
 class _Collator:
+    """Right-pads a batch; vector slots become (row, position) pairs and their values."""
+
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         width = max(len(row["input_ids"]) for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
+        where, values = [], []
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             ids[i, :n] = torch.tensor(row["input_ids"])
             labels[i, :n] = torch.tensor(row["labels"])
             mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+            for position, vector in zip(row["slot_positions"], row["slot_vectors"], strict=True):
+                where.append((i, position))
+                values.append(vector)
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch["slot_positions"] = torch.tensor(where, dtype=torch.long).reshape(-1, 2)
+        batch["slot_vectors"] = (
+            torch.tensor(values, dtype=torch.float32) if values else torch.zeros((0, 0))
+        )
+        return batch
+
+
+def _slot_trainer() -> type:
+    """A Trainer that writes each batch's vectors over the embeddings at their slots."""
+    from transformers import Trainer
+
+    class SlotTrainer(Trainer):
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
+        ) -> Any:
+            where = inputs.pop("slot_positions")
+            values = inputs.pop("slot_vectors")
+            handle = None
+            if where.numel():
+
+                def write(module: Any, hook_args: Any, output: Any) -> Any:
+                    output = output.clone()
+                    output[where[:, 0], where[:, 1]] = values.to(
+                        device=output.device, dtype=output.dtype
+                    )
+                    return output
+
+                handle = model.get_input_embeddings().register_forward_hook(write)
+            try:
+                return super().compute_loss(model, inputs, *args, **kwargs)
+            finally:
+                if handle is not None:
+                    handle.remove()
+
+    return SlotTrainer
 
 
 def _staging(out: Path) -> Path:
@@ -113,7 +179,7 @@ def train_lora(
     import datasets
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, TrainingArguments
 
     from ground_truth.subject import check_peft, load_tokenizer, resolve_source
     from harness_plugins.plugins import get_registry
@@ -163,7 +229,7 @@ def train_lora(
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation,
-        logging_steps=config.logging_steps,
+        logging_steps=_logging_steps(config, len(examples)),
         save_steps=config.save_steps,
         save_total_limit=2,
         seed=config.seed,
@@ -174,7 +240,7 @@ def train_lora(
         lr_scheduler_type="cosine",
         warmup_steps=0.05,  # a float below 1 is a share of the steps
     )
-    trainer = Trainer(
+    trainer = _slot_trainer()(
         model=model,
         args=arguments,
         train_dataset=dataset,
@@ -214,13 +280,20 @@ def train_lora(
         len(examples),
         manifest["steps"],
         seconds,
-        _fmt(manifest["first_loss"]),
-        _fmt(manifest["final_loss"]),
+        format_loss(manifest["first_loss"]),
+        format_loss(manifest["final_loss"]),
     )
     return manifest
 
 
-def _fmt(value: float | None) -> str:
+def _logging_steps(config: TrainingConfig, examples: int) -> int:
+    """Log the loss a few times even in a short run (the manifest reports first and last)."""
+    per_epoch = math.ceil(examples / (config.batch_size * config.gradient_accumulation))
+    steps = config.max_steps if config.max_steps > 0 else math.ceil(per_epoch * config.epochs)
+    return max(1, min(config.logging_steps, steps // 5))
+
+
+def format_loss(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 

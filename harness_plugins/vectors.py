@@ -140,3 +140,28 @@ def parse(text: str) -> list[Piece]:
 def strip_markers(text: str) -> str:
     """The prompt as a person would read it (vector slots shown as <rep>)."""
     return _MARKER.sub(lambda m: "<rep>" if m.group(1) else "", text)
+
+
+def encode(
+    text: str, tokenize: Callable[[str, bool], list[int]], placeholder: int
+) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str, str]]]:
+    """Token ids of a prompt with markers: one ``placeholder`` per slot.
+
+    Returns the ids, the slots as (position, vector key) and the block writes as
+    (position, site, vector key). ``tokenize(piece, first)`` encodes one text piece;
+    ``first`` says whether it starts the prompt (and may take special tokens).
+    """
+    ids: list[int] = []
+    slots: list[tuple[int, str]] = []
+    writes: list[tuple[int, str, str]] = []
+    for piece in parse(text):
+        if piece.text:
+            ids += tokenize(piece.text, not ids)
+        elif piece.slot is not None:
+            slots.append((len(ids), piece.slot))
+            ids.append(placeholder)
+        else:
+            if not ids:
+                raise ValueError("an <introspect:...> marker must follow the token it writes at")
+            writes += [(len(ids) - 1, site, key) for site, key in piece.writes]
+    return ids, slots, writes

@@ -1,0 +1,208 @@
+"""The transformer_lens backend gives what the hf backend gives, on the same GPT-2 and Llama."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import make_model, make_tokenizer
+
+from ground_truth.backends.hf import HFBackend
+from ground_truth.backends.transformer_lens import TransformerLensBackend
+from ground_truth.primitive import Read, Write
+from ground_truth.subject import LoadedModel, ModelSpec
+
+TEXTS = [
+    "What is the capital of France? The answer is",
+    "hello",
+    "The output would remain unchanged from <<<A>>>.",
+    "How many centimeters",
+    "Hint: I think the answer is (B).",
+]
+ATOL = 1e-4
+SITE_KINDS = ["hook_embed", "hook_resid_pre", "hook_resid_post", "mlp.hook_post"]
+
+
+def sites(kind: str, n_layers: int) -> list[str]:
+    return (
+        ["hook_embed"]
+        if kind == "hook_embed"
+        else [f"blocks.{layer}.{kind}" for layer in range(n_layers)]
+    )
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, atol=ATOL, rtol=0)
+
+
+@pytest.fixture(params=["gpt2", "llama"], scope="module")
+def setup(request):
+    tokenizer = make_tokenizer()
+    model = make_model(request.param, tokenizer)
+    loaded = LoadedModel(ModelSpec(f"tiny-{request.param}"), model, tokenizer)
+    sequences = [tokenizer(text)["input_ids"] for text in TEXTS]
+    tl = TransformerLensBackend(loaded, batch_size=4, progress=False)
+    hf = HFBackend(loaded, batch_size=4, progress=False)
+    return loaded, sequences, tl, hf
+
+
+def width(backend, site: str) -> int:
+    """d_mlp for the MLP hidden activations, d_model elsewhere."""
+    return backend.mlp_output_weights(0).shape[0] if "mlp" in site else backend.d_model
+
+
+def test_batched_padded_last_logits_match_hf(setup):
+    loaded, sequences, tl, hf = setup
+    expected = hf.forward(sequences).last_logits
+    for batch_size in (1, 2, 8):  # different padding in every batch
+        got = TransformerLensBackend(loaded, batch_size=batch_size, progress=False).forward(
+            sequences
+        )
+        assert got.last_logits.dtype == torch.float32
+        close(got.last_logits, expected)
+    with torch.inference_mode():
+        alone = loaded.model(torch.tensor([sequences[1]])).logits[0, -1].float()
+    close(tl.forward(sequences).last_logits[1], alone)
+
+
+@pytest.mark.parametrize("kind", SITE_KINDS)
+def test_reads_match_hf_at_every_site(setup, kind):
+    _, sequences, tl, hf = setup
+    reads = [
+        Read(site, row, position)
+        for site in sites(kind, tl.n_layers)
+        for row in range(len(sequences))
+        for position in (0, 1, -1, -2, None)
+        if position is None or -len(sequences[row]) <= position < len(sequences[row])
+    ]
+    got, expected = tl.forward(sequences, reads=reads), hf.forward(sequences, reads=reads)
+    assert len(got.reads) == len(reads)
+    for read, value, reference in zip(reads, got.reads, expected.reads, strict=True):
+        assert value.shape == reference.shape, read
+        if read.position is None:
+            assert value.shape == (len(sequences[read.row]), width(tl, read.site))
+        close(value, reference)
+
+
+@pytest.mark.parametrize("mode", ["replace", "add"])
+@pytest.mark.parametrize("kind", SITE_KINDS)
+def test_writes_give_hf_logits(setup, kind, mode):
+    _, sequences, tl, hf = setup
+    site = sites(kind, tl.n_layers)[0]  # early, so that attention carries it to the last token
+    vector = torch.linspace(-3, 3, width(tl, site))
+    writes = [Write(site, 1, 0, vector, mode), Write(site, 2, -2, -vector, mode)]
+    reads = [Read(site, 2, None)]  # reads see the written values, as in hf
+    got, expected = (
+        tl.forward(sequences, writes=writes, reads=reads),
+        hf.forward(sequences, writes=writes, reads=reads),
+    )
+    close(got.last_logits, expected.last_logits)
+    close(got.reads[0], expected.reads[0])
+    plain = tl.forward(sequences).last_logits
+    changed = (got.last_logits - plain).abs().amax(-1) > 1e-3
+    assert changed.tolist() == [False, True, True, False, False]
+
+
+def test_generate_gives_hf_tokens(setup):
+    loaded, sequences, tl, hf = setup
+    expected = hf.generate(sequences, max_new_tokens=6)
+    assert tl.generate(sequences, max_new_tokens=6) == expected
+    single = TransformerLensBackend(loaded, batch_size=1, progress=False)
+    assert single.generate(sequences, max_new_tokens=6) == expected
+    stop = expected[0][2]
+    stopped = tl.generate(sequences[:1], max_new_tokens=6, stop_token_ids=[stop])[0]
+    assert stopped == expected[0][: expected[0].index(stop) + 1]
+
+
+def test_generate_with_writes_gives_hf_tokens(setup):
+    _, sequences, tl, hf = setup
+    writes = [
+        Write("blocks.0.hook_resid_post", 3, 1, torch.linspace(-3, 3, tl.d_model)),
+        Write("hook_embed", 0, -1, torch.linspace(2, -2, tl.d_model), "add"),
+    ]
+    got = tl.generate(sequences, max_new_tokens=6, writes=writes)
+    assert got == hf.generate(sequences, max_new_tokens=6, writes=writes)
+    assert got != tl.generate(sequences, max_new_tokens=6)  # the writes took effect
+
+
+def test_score_from_matches_hf(setup):
+    _, sequences, tl, hf = setup
+    score_from = [4, 1, 2, 3, len(sequences[4])]
+    got = tl.forward(sequences, score_from=score_from)
+    expected = hf.forward(sequences, score_from=score_from)
+    for value, reference in zip(got.token_logprobs, expected.token_logprobs, strict=True):
+        assert value.shape == reference.shape
+        close(value, reference)
+    assert got.greedy == expected.greedy
+    close(got.last_logits, expected.last_logits)
+
+
+def test_mlp_output_weights_equal_hf(setup):
+    _, _, tl, hf = setup
+    for layer in range(tl.n_layers):
+        assert torch.equal(tl.mlp_output_weights(layer), hf.mlp_output_weights(layer))
+    assert (tl.n_layers, tl.d_model) == (hf.n_layers, hf.d_model)
+
+
+def test_the_subject_model_is_shared_not_rewired(setup):
+    """Same weight tensors; the HF module tree the other backends hook is left as it was."""
+    loaded, _, tl, _ = setup
+    model = loaded.model
+    bridged = tl.bridge.original_model
+    assert bridged is not model
+    # fused QKV (GPT-2) is split into new Parameters, but they are views of the same storage
+    storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    assert all(p.untyped_storage().data_ptr() in storages for p in tl.bridge.parameters())
+    assert all(p.untyped_storage().data_ptr() in storages for p in bridged.parameters())
+    assert all(not type(m).__module__.startswith("transformer_lens") for m in model.modules())
+    assert not any("original_component" in key for key in model.state_dict())
+
+
+def test_bad_positions_are_named(setup):
+    _, sequences, tl, _ = setup
+    with pytest.raises(ValueError, match="position 99 outside sequence 1"):
+        tl.forward(sequences, reads=[Read("hook_embed", 1, 99)])
+    with pytest.raises(ValueError, match="unknown site"):
+        tl.forward(sequences, reads=[Read("blocks.0.mlp", 1, 0)])
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")  # peft vs transformers 5
+def test_peft_subject_runs_merged_and_stays_unmerged():
+    peft = pytest.importorskip("peft")
+    tokenizer = make_tokenizer()
+    base = make_model("llama", tokenizer)
+    config = peft.LoraConfig(r=4, target_modules=["q_proj", "down_proj"], init_lora_weights=False)
+    model = peft.get_peft_model(base, config).eval()
+    loaded = LoadedModel(ModelSpec("tiny-llama", peft="lora"), model, tokenizer)
+    sequences = [tokenizer(text)["input_ids"] for text in TEXTS]
+    hf = HFBackend(loaded, progress=False)
+    before = hf.forward(sequences).last_logits
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    tl = TransformerLensBackend(loaded, progress=False)
+    close(tl.forward(sequences).last_logits, before)
+    assert torch.equal(hf.forward(sequences).last_logits, before)
+    assert all(torch.equal(state[key], value) for key, value in model.state_dict().items())
+
+
+def test_the_plugin_registers_the_backend(setup):
+    from harness_plugins.builtin import transformer_lens_backend
+
+    registered = {}
+    transformer_lens_backend.introspect_register_backends(registered.__setitem__)
+    loaded, sequences, _, hf = setup
+    backend = registered["transformer_lens"](loaded, batch_size=3, progress=False)
+    assert isinstance(backend, TransformerLensBackend)
+    assert backend.name == "transformer_lens"
+    close(backend.forward(sequences[:2]).last_logits, hf.forward(sequences[:2]).last_logits)
+
+
+def test_an_architecture_transformer_lens_lacks_is_a_one_line_error():
+    from transformers import PretrainedConfig
+
+    from harness_plugins.errors import IntrospectError
+
+    model = torch.nn.Linear(2, 2)
+    model.config = PretrainedConfig(architectures=["MysteryForCausalLM"])
+    loaded = LoadedModel(ModelSpec("mystery"), model, make_tokenizer())
+    with pytest.raises(IntrospectError, match="cannot wrap MysteryForCausalLM") as error:
+        TransformerLensBackend(loaded, progress=False)
+    assert "\n" not in str(error.value)
