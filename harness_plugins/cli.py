@@ -450,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     plots.add_arguments(plot)
     plot.set_defaults(func=plots.run)
 
+    from harness_plugins import matrix
+
+    matrix_parser = sub.add_parser(
+        "matrix", help="every (explainer, subject) pair: CSV, heatmaps, self-minus-cross gaps"
+    )
+    matrix.add_arguments(matrix_parser)
+    matrix_parser.set_defaults(func=matrix.run)
+
     from harness_plugins import gate
 
     gate_parser = sub.add_parser(

@@ -298,7 +298,7 @@ def _metric_name(prefix_or_name: str) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A figure on the Agg canvas (headless, no pyplot global state)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -336,7 +336,7 @@ def layer_figure(
     """
     from matplotlib.ticker import MaxNLocator
 
-    figure = _new_figure(7.0, 4.2)
+    figure = new_figure(7.0, 4.2)
     ax = figure.add_subplot()
     paired = any(_method_rank(prefix) > 0 for prefix in series)
     for prefix, points in series.items():
@@ -390,7 +390,7 @@ def bars_figure(
     nrows = max(1, math.ceil(len(names) / ncols))
     widest = max((len(m) for m in tasks.values()), default=1)
     width = ncols * max(4.0, 0.8 * widest + 1.5)
-    figure = _new_figure(width, 3.8 * nrows + 0.4)
+    figure = new_figure(width, 3.8 * nrows + 0.4)
     any_lower = False
     for index, task in enumerate(names):
         ax = figure.add_subplot(nrows, ncols, index + 1)
@@ -440,7 +440,7 @@ def bars_figure(
     return figure
 
 
-def _save_atomic(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
     """Save ``figure`` as PNG to ``path`` via a temp file and :func:`os.replace`.
 
     The temp file lives in the same folder (so the rename is atomic) and is
@@ -476,7 +476,7 @@ def plot_layers(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figure = layer_figure(task, measure, series, lower_is_better=lower_is_better)
-    return _save_atomic(figure, out / layer_file_name(task, measure))
+    return save_figure(figure, out / layer_file_name(task, measure))
 
 
 def plot_bars(
@@ -487,7 +487,7 @@ def plot_bars(
     """Write ``<out_dir>/metrics_by_task.png`` and return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _save_atomic(bars_figure(tasks, higher_is_better), out / BAR_FILE)
+    return save_figure(bars_figure(tasks, higher_is_better), out / BAR_FILE)
 
 
 # --------------------------------------------------------------------------- #

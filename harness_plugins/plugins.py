@@ -36,6 +36,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 BUILTIN_PLUGINS = (
     "harness_plugins.builtin.backends",
+    "harness_plugins.builtin.transformer_lens_backend",
     "harness_plugins.builtin.model_aliases",
     "harness_plugins.builtin.input_ablation",
     "harness_plugins.builtin.preferences",

@@ -206,3 +206,38 @@ def test_score_from_gives_loglikelihoods_of_the_continuation(setup):
     torch.testing.assert_close(result.token_logprobs[0], expected, atol=1e-5, rtol=1e-5)
     greedy = all(int(logprobs[i - 1].argmax()) == sequence[i] for i in range(4, len(sequence)))
     assert result.greedy[0] is greedy
+
+
+def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
+    """Sequences that start alike share one prefix pass (its KV cache); results are the same."""
+    loaded, _ = setup
+    tokenizer = loaded.tokenizer
+    head = tokenizer(
+        "What is the capital of France? The answer is (A). Paris is the capital. Hint: I think"
+    )["input_ids"]
+    assert len(head) >= 16
+    tails = [" the answer is (B).", " (C)", " the output would remain unchanged", " 12 + 30 = 42"]
+    sequences = [head + tokenizer(t, add_special_tokens=False)["input_ids"] for t in tails]
+    shared = HFBackend(loaded, batch_size=4, progress=False)
+    plain = HFBackend(loaded, batch_size=4, progress=False, share_prefixes=False)
+    assert shared._shared_prefix([0, 1, 2, 3], sequences, (), (), None) == len(head)
+    vector = torch.linspace(-1, 1, shared.d_model)
+    kwargs = {
+        "reads": [Read("blocks.1.hook_resid_post", 2, -1)],
+        "writes": [Write("blocks.0.hook_resid_post", 1, -1, vector)],
+        "score_from": [len(head) + 1] * 4,
+    }
+    a, b = shared.forward(sequences, **kwargs), plain.forward(sequences, **kwargs)
+    torch.testing.assert_close(a.last_logits, b.last_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.reads[0], b.reads[0], atol=1e-5, rtol=1e-5)
+    for x, y in zip(a.token_logprobs, b.token_logprobs, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+    assert a.greedy == b.greedy
+    early = [Write("blocks.0.hook_resid_post", 0, 3, vector)]  # inside the prefix: shrinks it
+    assert shared._shared_prefix([0, 1, 2, 3], sequences, (), early, None) == 0
+    torch.testing.assert_close(
+        shared.forward(sequences, writes=early).last_logits,
+        plain.forward(sequences, writes=early).last_logits,
+        atol=1e-5,
+        rtol=1e-5,
+    )

@@ -52,9 +52,10 @@ def test_builtins_register_through_the_hooks(installed):
     assert "input_ablation" in registry.explanation_types
     assert "hf" in registry.backends
     assert "smollm2-135m-instruct" in registry.model_aliases
-    sources = {p.name: p.source for p in registry.plugins}
-    assert sources["input_ablation"].startswith("built-in")
-    assert registry.plugins[-1].registered == {"explanation types": ["input_ablation"]}
+    records = {p.name: p for p in registry.plugins}
+    assert records["input_ablation"].source.startswith("built-in")
+    assert records["input_ablation"].registered == {"explanation types": ["input_ablation"]}
+    assert records["backends"].registered == {"backends": ["hf"]}
 
 
 def test_third_party_plugin_registers_a_backend_and_an_alias(installed):
@@ -197,6 +198,7 @@ def test_hookspecs_document_every_hook():
         "introspect_register_explanation_types",
         "introspect_register_backends",
         "introspect_register_model_aliases",
+        "introspect_register_feature_sources",
     }
     for name in hooks:
         assert len(getattr(hookspecs, name).__doc__.split()) > 30

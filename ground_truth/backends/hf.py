@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 
 from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
 
+# Shorter common prefixes are not worth a separate pass.
+MIN_SHARED_PREFIX = 16
+
 
 def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The stack of transformer blocks of any HF causal LM (also inside a PEFT wrapper)."""
@@ -100,8 +103,11 @@ class HFBackend(InterventionBackend):
 
     name = "hf"
 
-    def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
+    def __init__(
+        self, loaded: Any, batch_size: int = 16, progress: bool = True, share_prefixes: bool = True
+    ) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
+        self.share_prefixes = share_prefixes
         self.model = loaded.model
         self.layers = find_decoder_layers(self.model)
         self.embedding = self.model.get_input_embeddings()
@@ -135,9 +141,53 @@ class HFBackend(InterventionBackend):
 
     # ------------------------------------------------------------------ batching
 
-    def _batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
-        order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+    def _batches(
+        self, sequences: Sequence[Sequence[int]], by_prefix: bool = False
+    ) -> list[list[int]]:
+        """Batches of similar sequences: by length (less padding) or, to share prefixes, in
+        token order (sequences that start alike end up together)."""
+        if by_prefix:
+            order = sorted(range(len(sequences)), key=lambda i: (tuple(sequences[i]), i))
+        else:
+            order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _shared_prefix(
+        self,
+        batch: list[int],
+        sequences: Sequence[Sequence[int]],
+        reads: Sequence[Read],
+        writes: Sequence[Write],
+        score_from: Sequence[int] | None,
+    ) -> int:
+        """How many leading tokens every sequence of the batch shares and no read, write or
+        score needs on its own: that prefix runs once, its KV cache serves the batch."""
+        if not self.share_prefixes or len(batch) < 2:
+            return 0
+        rows = [sequences[i] for i in batch]
+        first = rows[0]
+        shared = 0
+        limit = min(len(row) for row in rows) - 1  # every row keeps a token of its own
+        while shared < limit and all(row[shared] == first[shared] for row in rows[1:]):
+            shared += 1
+        members = set(batch)
+        for item in (*reads, *writes):
+            if item.row in members:
+                if item.position is None:
+                    return 0
+                length = len(sequences[item.row])
+                shared = min(shared, item.position + length if item.position < 0 else item.position)
+        if score_from:
+            shared = min([shared, *(score_from[i] - 1 for i in batch)])
+        return shared if shared >= MIN_SHARED_PREFIX else 0
+
+    def _prefix_cache(self, prefix: Sequence[int], copies: int) -> Any:
+        ids = torch.as_tensor([list(prefix)], dtype=torch.long, device=self.device)
+        positions = torch.arange(len(prefix), device=self.device)[None]
+        out = self.model(input_ids=ids, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(copies)
+        return cache
 
     def _pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         width = max(len(row) for row in rows)
@@ -161,7 +211,10 @@ class HFBackend(InterventionBackend):
         writes: Sequence[Write],
         reads: Sequence[Read],
         read_indices: Sequence[int],
+        start: int = 0,
     ) -> _Plan:
+        """Writes and reads of one batch in padded columns (of the tokens after ``start``,
+        when a shared prefix runs separately)."""
         plan = _Plan(self.n_layers)
         where = {row: i for i, row in enumerate(batch)}
 
@@ -172,7 +225,7 @@ class HFBackend(InterventionBackend):
                 raise ValueError(
                     f"{what}: position {position} outside sequence {row} of length {length}"
                 )
-            return offsets[where[row]] + index
+            return offsets[where[row]] + index - start
 
         for write in writes:
             if write.row in where:
@@ -248,9 +301,20 @@ class HFBackend(InterventionBackend):
             for handle in handles:
                 handle.remove()
 
-    def _model_call(self, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
+    def _model_call(
+        self, ids: torch.Tensor, mask: torch.Tensor, start: int = 0, past: Any = None, **kwargs: Any
+    ) -> Any:
+        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
+        if start:  # after a shared prefix held in ``past``
+            mask = torch.cat([mask.new_ones((mask.shape[0], start)), mask], dim=1)
+            kwargs["use_cache"] = True
+        return self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=past,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ primitive
 
@@ -265,7 +329,7 @@ class HFBackend(InterventionBackend):
         description: str = "forward",
     ) -> ForwardResult:
         lengths = [len(s) for s in sequences]
-        batches = self._batches(sequences)
+        batches = self._batches(sequences, by_prefix=self.share_prefixes)
         logits: list[torch.Tensor | None] = [None] * len(sequences)
         read_values: dict[int, torch.Tensor] = {}
         scored: list[torch.Tensor | None] = [None] * len(sequences)
@@ -277,18 +341,24 @@ class HFBackend(InterventionBackend):
             disable=not self.progress or len(batches) < 2,
         )
         for batch in batches:
-            ids, mask, offsets = self._pad([sequences[i] for i in batch])
-            plan = self._plan(batch, lengths, offsets, writes, reads, range(len(reads)))
+            start = self._shared_prefix(batch, sequences, reads, writes, score_from)
+            past = self._prefix_cache(sequences[batch[0]][:start], len(batch)) if start else None
+            ids, mask, offsets = self._pad([sequences[i][start:] for i in batch])
+            plan = self._plan(batch, lengths, offsets, writes, reads, range(len(reads)), start)
             with self._hooks(plan, first_call_only=False):
                 out = self._model_call(
-                    ids, mask, use_cache=False, logits_to_keep=0 if score_from else 1
+                    ids, mask, start, past, use_cache=False, logits_to_keep=0 if score_from else 1
                 )
             last = out.logits[:, -1, :].float().cpu()
             for i, row in enumerate(batch):
                 logits[row] = last[i]
                 if score_from:
                     scored[row], greedy[row] = self._score(
-                        out.logits[i], ids[i], offsets[i], score_from[row], lengths[row]
+                        out.logits[i],
+                        ids[i],
+                        offsets[i],
+                        score_from[row] - start,
+                        lengths[row] - start,
                     )
             read_values.update(plan.results)
             bar.update(len(batch))

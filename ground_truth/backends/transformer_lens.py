@@ -8,8 +8,11 @@ The copy is needed because the bridge rewires the module tree it is given in pla
 (it swaps blocks and projections for its hooked wrappers, which also renames the
 state-dict keys), while the original model is shared with the hf backend, the explainer
 and the fingerprint. No TransformerLens weight processing is enabled (no fold_ln, no
-centering, no compatibility mode) and the attention implementation is left as loaded, so
-the residual stream equals the HF model's hidden states.
+centering, no compatibility mode), so the residual stream is the HF model's hidden states.
+TransformerLens does recompute attention itself (eager matmul and softmax, so that scores
+and patterns have hooks) instead of calling the model's attention kernel, and fused QKV
+projections (GPT-2) are split into views of the same storage: results equal the hf
+backend's up to float rounding (about 1e-6 in float32), not bit for bit.
 
 Reads and writes are TransformerLens hook functions on the sites the contract names
 (``hook_embed``, ``blocks.L.hook_resid_pre``/``hook_resid_post``, ``blocks.L.mlp.hook_post``).
@@ -77,9 +80,10 @@ def _merged_copy(model: Any) -> torch.nn.Module:
     try:
         return duplicate.merge_and_unload(safe_merge=True)
     except Exception as error:
+        reason = (str(error).splitlines() or [""])[0]
         raise IntrospectError(
             f"the transformer_lens backend needs a merged model and this PEFT adapter cannot "
-            f"be merged ({type(error).__name__}: {error}); use backend=hf"
+            f"be merged ({type(error).__name__}: {reason}); use backend=hf"
         ) from error
 
 
