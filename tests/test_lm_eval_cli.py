@@ -225,3 +225,37 @@ def test_wandb_offline_run_holds_the_results_table(tiny_llama, tmp_path):
     assert {row[4] for row in table["data"]} >= METRICS
     samples = list(runs[0].rglob("introspect_input_ablation*.table.json"))
     assert samples, "samples table not logged"
+
+
+def test_two_processes_build_the_references_once(tiny_llama, tmp_path):
+    """accelerate launch: one process builds each reference dataset, the others wait and read it."""
+    done = run_cli(
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "lm_eval",
+        "--model",
+        "introspect",
+        "--model_args",
+        f"pretrained={tiny_llama}",
+        "--tasks",
+        "introspect_input_ablation",
+        "--limit",
+        "3",
+        "--metadata",
+        json.dumps({"seed": 77}),
+        env={"INTROSPECT_CACHE_DIR": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("Initializing introspect model") == 2
+    assert done.stderr.count("built 3 references") == 1
+    assert done.stderr.count("reusing 3 cached references") == 1
