@@ -382,11 +382,11 @@ class IntrospectTask(Task):
     def construct_requests(self, doc: Mapping[str, Any], ctx: str, **kwargs: Any) -> list[Instance]:
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
+        with vectors.mapped(self._vector_mapper()):  # requests may register vectors too
+            requests = self.explanation.requests(doc, ctx, self.config.generation_kwargs)
         return [
             Instance(request_type=kind, doc=doc, arguments=arguments, idx=index, **kwargs)
-            for index, (kind, arguments) in enumerate(
-                self.explanation.requests(doc, ctx, self.config.generation_kwargs)
-            )
+            for index, (kind, arguments) in enumerate(requests)
         ]
 
     # ------------------------------------------------------------------ scoring

@@ -55,6 +55,9 @@ class TrainingConfig:
     logging_steps: int = 10
     wandb_project: str | None = "lm-eval-introspect"
     run_name: str | None = None
+    bf16: bool | None = None
+    """bfloat16 autocast; None: where the hardware does it natively (recent GPUs, CPUs with
+    AVX512-BF16 or AMX), which is ~3x faster on such CPUs."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,6 +240,7 @@ def train_lora(
         run_name=config.run_name or out.name,
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
+        bf16=native_bf16() if config.bf16 is None else config.bf16,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,  # a float below 1 is a share of the steps
     )
@@ -284,6 +288,19 @@ def train_lora(
         format_loss(manifest["final_loss"]),
     )
     return manifest
+
+
+def native_bf16() -> bool:
+    """Whether bfloat16 matrix work is native here (and so faster than float32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _logging_steps(config: TrainingConfig, examples: int) -> int:

@@ -233,3 +233,38 @@ def test_all_representation_tasks_through_lm_eval_and_the_plot(tiny_llama, tmp_p
     assert plotted.returncode == 0, plotted.stderr
     assert (tmp_path / "plots" / "introspect_patchscope_next_token__p_at_1_by_layer.png").is_file()
     assert (tmp_path / "plots" / "metrics_by_task.png").is_file()
+
+
+def test_cross_model_explanation_maps_vectors_between_widths(tiny_llama, tmp_path):
+    """A 48-wide, 3-block subject explained by the 32-wide explainer: vectors go through the
+    fitted affine maps, whose quality the results record."""
+    from tiny_models import save_tiny_model
+
+    wide = save_tiny_model(tmp_path / "wide", "llama", seed=3, vocab_size=300, width=48, layers=3)
+    done = run_cli(
+        "lm_eval",
+        "--model",
+        "introspect",
+        "--model_args",
+        f"pretrained={tiny_llama}",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "8",
+        "--tasks",
+        "introspect_features,introspect_patchscope_next_token",
+        "--limit",
+        "2",
+        "--output_path",
+        str(tmp_path / "out"),
+        "--metadata",
+        json.dumps({"subject": str(wide), "simulation": False}),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = results_of(tmp_path / "out")
+    for task in ("introspect_features", "introspect_patchscope_next_token"):
+        record = results["configs"][task]["metadata"]["introspect"]
+        assert record["mode"] == "cross"
+        fits = record["cross_model_maps"]
+        assert fits and all(0 < fit["pairs"] and fit["r2"] == fit["r2"] for fit in fits.values())
+    assert "cross-model map subject layer" in done.stderr

@@ -52,16 +52,18 @@ def make_tokenizer(chat_template: bool = True, vocab_size: int = 420) -> PreTrai
     return tokenizer
 
 
-def make_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> torch.nn.Module:
-    """A 2-layer random model of the given architecture ('gpt2' or 'llama')."""
+def make_model(
+    arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0, width: int = 32, layers: int = 2
+) -> torch.nn.Module:
+    """A small random model of the given architecture ('gpt2' or 'llama')."""
     torch.manual_seed(seed)
     vocab = len(tokenizer)
     if arch == "gpt2":
         config = GPT2Config(
             vocab_size=vocab,
             n_positions=1024,
-            n_embd=32,
-            n_layer=2,
+            n_embd=width,
+            n_layer=layers,
             n_head=2,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -70,9 +72,9 @@ def make_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> 
     elif arch == "llama":
         config = LlamaConfig(
             vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_hidden_layers=layers,
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=1024,
@@ -87,11 +89,17 @@ def make_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> 
 
 
 def save_tiny_model(
-    folder: Path, arch: str, seed: int = 0, chat_template: bool = True, vocab_size: int = 420
+    folder: Path,
+    arch: str,
+    seed: int = 0,
+    chat_template: bool = True,
+    vocab_size: int = 420,
+    width: int = 32,
+    layers: int = 2,
 ) -> Path:
     """Write a tiny model and its tokenizer as a folder that `pretrained=` accepts."""
     tokenizer = make_tokenizer(chat_template=chat_template, vocab_size=vocab_size)
-    model = make_model(arch, tokenizer, seed=seed)
+    model = make_model(arch, tokenizer, seed=seed, width=width, layers=layers)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
