@@ -376,7 +376,8 @@ class Preferences(ExplanationType):
 
         agreement = [a for a in docs["agreement"] if a == a]
         usable = len(docs) - sum(docs["degenerate"])
-        text = f"{usable} of {len(docs)} scenarios with a usable fit"
+        chose_a = np.mean([p > 0.5 for row in docs["p_a"] for p in row])
+        text = f"{usable} of {len(docs)} scenarios with a usable fit; the subject picks A in {chose_a:.0%} of decisions"
         if agreement:
             text += f", held-out choice agreement {np.mean(agreement):.2f}"
         pairs = [
