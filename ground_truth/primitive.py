@@ -79,7 +79,11 @@ class ForwardResult:
 
 
 class InterventionBackend(ABC):
-    """Runs a subject with reads and writes; see the module docstring for the contract."""
+    """Runs a subject with reads and writes; see the module docstring for the contract.
+
+    Most backends subclass `ground_truth.batching.BatchedBackend` instead, which implements
+    `forward` and `generate` on top of one method that runs a padded batch.
+    """
 
     name: str = ""
 

@@ -220,7 +220,7 @@ def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
     sequences = [head + tokenizer(t, add_special_tokens=False)["input_ids"] for t in tails]
     shared = HFBackend(loaded, batch_size=4, progress=False)
     plain = HFBackend(loaded, batch_size=4, progress=False, share_prefixes=False)
-    assert shared._shared_prefix([0, 1, 2, 3], sequences, (), (), None) == len(head)
+    assert shared.shared_prefix([0, 1, 2, 3], sequences, (), (), None) == len(head)
     vector = torch.linspace(-1, 1, shared.d_model)
     kwargs = {
         "reads": [Read("blocks.1.hook_resid_post", 2, -1)],
@@ -234,7 +234,7 @@ def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
     assert a.greedy == b.greedy
     early = [Write("blocks.0.hook_resid_post", 0, 3, vector)]  # inside the prefix: shrinks it
-    assert shared._shared_prefix([0, 1, 2, 3], sequences, (), early, None) == 0
+    assert shared.shared_prefix([0, 1, 2, 3], sequences, (), early, None) == 0
     torch.testing.assert_close(
         shared.forward(sequences, writes=early).last_logits,
         plain.forward(sequences, writes=early).last_logits,

@@ -16,9 +16,9 @@ backend's up to float rounding (about 1e-6 in float32), not bit for bit.
 
 Reads and writes are TransformerLens hook functions on the sites the contract names
 (``hook_embed``, ``blocks.L.hook_resid_pre``/``hook_resid_post``, ``blocks.L.mlp.hook_post``).
-Batching follows the hf backend: sorted by length, left-padded, explicit position ids from
-the attention mask. Generation is a greedy loop over the HF KV cache that the bridge hands
-back (``return_type="logits_and_cache"``); the hooks are attached for the prompt pass only.
+Batching, padding, positions and greedy generation are `ground_truth.batching`'s, as for the
+hf backend; the bridge hands back the HF KV cache (``return_type="logits_and_cache"``), and
+the hooks are attached for the prompt pass only.
 
 A PEFT subject is merged into a copy first (``merge_and_unload`` on a structural copy whose
 adapted base layers alone are real copies), because the bridge needs a plain transformers
@@ -29,21 +29,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
+from ground_truth.batching import BatchedBackend, SitePlan, position_ids
 from harness_plugins.errors import IntrospectError
-
-_HOOK_NAMES = {
-    "pre": "blocks.{layer}.hook_resid_pre",
-    "post": "blocks.{layer}.hook_resid_post",
-    "mlp_post": "blocks.{layer}.mlp.hook_post",
-}
 
 
 def _shared_tensor_copy(model: torch.nn.Module, private: Collection[int] = ()) -> Any:
@@ -113,40 +105,7 @@ def build_bridge(model: Any) -> Any:
     return bridge
 
 
-class _Plan:
-    """Writes and reads of one batch by TransformerLens hook name, in padded coordinates."""
-
-    def __init__(self) -> None:
-        self.writes: dict[str, list[tuple[int, int, Write]]] = defaultdict(list)
-        self.reads: dict[str, list[tuple[int, int | slice, int]]] = defaultdict(list)
-        self.results: dict[int, torch.Tensor] = {}
-
-    def hook(self, name: str) -> Callable[..., torch.Tensor]:
-        """The hook function of one site: apply its writes, then record its reads."""
-        writes = self.writes.get(name, ())
-        reads = self.reads.get(name, ())
-
-        def hook_fn(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-            if writes:
-                activation = activation.clone()
-                for batch_row, column, write in writes:
-                    vector = write.vector.to(device=activation.device, dtype=activation.dtype)
-                    if write.mode == "add":
-                        activation[batch_row, column] += vector
-                    else:
-                        activation[batch_row, column] = vector
-            for batch_row, columns, read_index in reads:
-                value = activation[batch_row, columns]
-                self.results[read_index] = value.detach().float().cpu().clone()
-            return activation
-
-        return hook_fn
-
-    def fwd_hooks(self) -> list[tuple[str, Callable[..., torch.Tensor]]]:
-        return [(name, self.hook(name)) for name in sorted(set(self.writes) | set(self.reads))]
-
-
-class TransformerLensBackend(InterventionBackend):
+class TransformerLensBackend(BatchedBackend):
     """TransformerLens hook points on the subject's own weights; results equal the hf backend's."""
 
     name = "transformer_lens"
@@ -155,11 +114,6 @@ class TransformerLensBackend(InterventionBackend):
         super().__init__(loaded, batch_size=batch_size, progress=progress)
         self.bridge = build_bridge(loaded.model)
         self._device = loaded.model.get_input_embeddings().weight.device
-        tokenizer = loaded.tokenizer
-        pad = (
-            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        )
-        self.pad_id = int(pad if pad is not None else 0)
 
     @property
     def n_layers(self) -> int:
@@ -179,204 +133,29 @@ class TransformerLensBackend(InterventionBackend):
             raise ValueError(f"layer {layer} out of range 0..{self.n_layers - 1}")
         return self.bridge.blocks[layer].mlp.W_out.detach().float().cpu().contiguous()
 
-    # ------------------------------------------------------------------ batching
-
-    def _batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
-        order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
-    def _pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        offsets = []
-        for i, row in enumerate(rows):
-            if len(row) == 0:
-                raise ValueError("cannot run an empty token sequence")
-            offset = width - len(row)
-            ids[i, offset:] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[i, offset:] = 1
-            offsets.append(offset)
-        return ids.to(self.device), mask.to(self.device), offsets
-
-    def _hook_name(self, site: str) -> str:
-        kind, layer = parse_site(site, self.n_layers)
-        return "hook_embed" if kind == "embed" else _HOOK_NAMES[kind].format(layer=layer)
-
-    def _plan(
-        self,
-        batch: list[int],
-        lengths: Sequence[int],
-        offsets: list[int],
-        writes: Sequence[Write],
-        reads: Sequence[Read],
-    ) -> _Plan:
-        plan = _Plan()
-        where = {row: i for i, row in enumerate(batch)}
-
-        def column(row: int, position: int, what: str) -> int:
-            length = lengths[row]
-            index = position + length if position < 0 else position
-            if not 0 <= index < length:
-                raise ValueError(
-                    f"{what}: position {position} outside sequence {row} of length {length}"
-                )
-            return offsets[where[row]] + index
-
-        for write in writes:
-            if write.row in where:
-                plan.writes[self._hook_name(write.site)].append(
-                    (where[write.row], column(write.row, write.position, "write"), write)
-                )
-        for index, read in enumerate(reads):
-            if read.row in where:
-                name = self._hook_name(read.site)
-                if read.position is None:  # the whole sequence, without its padding
-                    columns: int | slice = slice(offsets[where[read.row]], None)
-                else:
-                    columns = column(read.row, read.position, "read")
-                plan.reads[name].append((where[read.row], columns, index))
-        return plan
-
-    def _run(self, plan: _Plan | None, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
-        """One bridge forward with explicit positions, under the plan's hooks if any."""
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
-        hooks = plan.fwd_hooks() if plan is not None else []
-        with self.bridge.hooks(fwd_hooks=hooks):
-            return self.bridge(ids, attention_mask=mask, position_ids=positions, **kwargs)
-
-    # ------------------------------------------------------------------ primitive
-
-    @torch.inference_mode()
-    def forward(
-        self,
-        sequences: Sequence[Sequence[int]],
-        *,
-        reads: Sequence[Read] = (),
-        writes: Sequence[Write] = (),
-        score_from: Sequence[int] | None = None,
-        description: str = "forward",
-    ) -> ForwardResult:
-        lengths = [len(s) for s in sequences]
-        for site in {item.site for item in itertools.chain(reads, writes)}:
-            parse_site(site, self.n_layers)  # a bad site is named even if its row is absent
-        batches = self._batches(sequences)
-        logits: list[torch.Tensor | None] = [None] * len(sequences)
-        read_values: dict[int, torch.Tensor] = {}
-        scored: list[torch.Tensor | None] = [None] * len(sequences)
-        greedy: list[bool] = [False] * len(sequences)
-        bar = tqdm(
-            total=len(sequences),
-            desc=description,
-            unit="seq",
-            disable=not self.progress or len(batches) < 2,
-        )
-        for batch in batches:
-            ids, mask, offsets = self._pad([sequences[i] for i in batch])
-            plan = self._plan(batch, lengths, offsets, writes, reads)
-            out = self._run(
-                plan,
-                ids,
-                mask,
-                return_type="logits",
-                use_cache=False,
-                logits_to_keep=0 if score_from else 1,
-            )
-            last = out[:, -1, :].float().cpu()
-            for i, row in enumerate(batch):
-                logits[row] = last[i]
-                if score_from:
-                    scored[row], greedy[row] = self._score(
-                        out[i], ids[i], offsets[i], score_from[row], lengths[row]
-                    )
-            read_values.update(plan.results)
-            bar.update(len(batch))
-        bar.close()
-        return ForwardResult(
-            last_logits=torch.stack(logits) if logits else torch.empty(0),
-            reads=[read_values[i] for i in range(len(reads))],
-            token_logprobs=scored if score_from else None,
-            greedy=greedy if score_from else None,
-        )
-
-    @staticmethod
-    def _score(
-        logits: torch.Tensor, ids: torch.Tensor, offset: int, start: int, length: int
-    ) -> tuple[torch.Tensor, bool]:
-        """Log-probabilities of tokens start..length-1 of one (left-padded) sequence."""
-        if not 1 <= start <= length:
-            raise ValueError(f"score_from {start} outside 1..{length}")
-        predicting = logits[offset + start - 1 : offset + length - 1].float().log_softmax(-1)
-        targets = ids[offset + start : offset + length]
-        chosen = predicting.gather(-1, targets[:, None])[:, 0]
-        return chosen.cpu(), bool((predicting.argmax(-1) == targets).all())
-
-    @torch.inference_mode()
-    def generate(
-        self,
-        sequences: Sequence[Sequence[int]],
-        *,
-        max_new_tokens: int,
-        writes: Sequence[Write] = (),
-        stop_token_ids: Sequence[int] = (),
-        description: str = "generate",
-    ) -> list[list[int]]:
-        lengths = [len(s) for s in sequences]
-        batches = self._batches(sequences)
-        results: list[list[int]] = [[] for _ in sequences]
-        stop_set = set(stop_token_ids)
-        stops = torch.tensor(sorted(stop_set), dtype=torch.long, device=self.device)
-        bar = tqdm(
-            total=len(sequences),
-            desc=description,
-            unit="seq",
-            disable=not self.progress or len(batches) < 2,
-        )
-        for batch in batches:
-            ids, mask, offsets = self._pad([sequences[i] for i in batch])
-            plan = self._plan(batch, lengths, offsets, writes, ())
-            new_tokens = self._greedy(ids, mask, plan, max_new_tokens, stops)
-            for i, row in enumerate(batch):
-                tokens = new_tokens[i].tolist()
-                for n, token in enumerate(tokens):
-                    if token in stop_set:
-                        tokens = tokens[: n + 1]
-                        break
-                results[row] = tokens
-            bar.update(len(batch))
-        bar.close()
-        return results
-
-    def _greedy(
+    def run(
         self,
         ids: torch.Tensor,
         mask: torch.Tensor,
-        plan: _Plan,
-        max_new_tokens: int,
-        stops: torch.Tensor,
-    ) -> torch.Tensor:
-        """Greedy decoding over the HF cache; only the prompt pass runs under the hooks."""
-        generated: list[torch.Tensor] = []
-        if max_new_tokens <= 0:
-            return ids.new_zeros((ids.shape[0], 0))
-        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-        logits, cache = self._run(
-            plan, ids, mask, return_type="logits_and_cache", use_cache=True, logits_to_keep=1
-        )
-        for step in range(max_new_tokens):
-            token = logits[:, -1, :].argmax(-1)
-            generated.append(token)
-            if stops.numel():
-                finished |= torch.isin(token, stops)
-            if bool(finished.all()) or step == max_new_tokens - 1:
-                break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits, cache = self._run(
-                None,
-                token[:, None],
-                mask,
-                return_type="logits_and_cache",
-                past_key_values=cache,
-                logits_to_keep=1,
+        plan: SitePlan | None,
+        *,
+        past: Any = None,
+        all_logits: bool = False,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        """One bridge pass; the plan's sites are TransformerLens hook names already."""
+        hooks = [
+            (site, lambda activation, hook, _site=site: plan.apply(_site, activation))
+            for site in sorted(plan.sites() if plan is not None else ())
+        ]
+        with self.bridge.hooks(fwd_hooks=hooks):
+            out = self.bridge(
+                ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask, ids.shape[1]),
+                return_type="logits_and_cache" if use_cache else "logits",
+                past_key_values=past,
+                use_cache=use_cache,
+                logits_to_keep=0 if all_logits else 1,
             )
-        return torch.stack(generated, dim=1)
+        return out if not use_cache else out[0], out[1] if use_cache else None

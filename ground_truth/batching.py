@@ -1,0 +1,318 @@
+"""The bookkeeping every batched backend shares: order, padding, positions, plans, scoring.
+
+A backend that can run its model on a padded batch of token ids, with its own way of
+reading and writing activations at named sites, subclasses `BatchedBackend` and
+implements `BatchedBackend.run` (one pass) and the `n_layers`, `d_model` and `device`
+properties. The rest of the intervention primitive (`ground_truth.primitive`) is here,
+once: sequences are grouped into batches, left-padded (every sequence ends at the last
+column) with explicit position ids from the attention mask (so padding never moves a
+position, also for learned absolute positions); reads and writes are translated to
+padded columns in a `SitePlan`; generation is a greedy loop over the KV cache whose
+prompt pass alone runs with the writes. With ``share_prefixes``, a prefix that every
+sequence of a batch shares (and no read or write touches) runs once, and its KV cache
+serves the whole batch.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
+
+# Shorter common prefixes are not worth a separate pass.
+MIN_SHARED_PREFIX = 16
+
+
+class SitePlan:
+    """One batch's writes and reads by site name, in padded (row, column) coordinates."""
+
+    def __init__(self) -> None:
+        self.writes: dict[str, list[tuple[int, int, Write]]] = defaultdict(list)
+        self.reads: dict[str, list[tuple[int, int | slice, int]]] = defaultdict(list)
+        self.results: dict[int, torch.Tensor] = {}
+
+    def sites(self) -> set[str]:
+        return set(self.writes) | set(self.reads)
+
+    def apply(self, site: str, hidden: torch.Tensor) -> torch.Tensor:
+        """``hidden`` with this site's writes applied, after which its reads are recorded."""
+        writes = self.writes.get(site, ())
+        if writes:
+            hidden = hidden.clone()  # never edit a tensor the model may still hold
+            for row, column, write in writes:
+                vector = write.vector.to(device=hidden.device, dtype=hidden.dtype)
+                if write.mode == "add":
+                    hidden[row, column] += vector
+                else:
+                    hidden[row, column] = vector
+        for row, columns, index in self.reads.get(site, ()):
+            self.results[index] = hidden[row, columns].detach().float().cpu().clone()
+        return hidden
+
+
+def position_ids(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Positions of the last ``width`` columns of ``mask`` (which may also cover a cache)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+
+
+def score_tokens(
+    logits: torch.Tensor, ids: torch.Tensor, offset: int, start: int, length: int
+) -> tuple[torch.Tensor, bool]:
+    """Log-probabilities of tokens start..length-1 of one left-padded row, and whether
+    each was the greedy choice (all of them)."""
+    if not 1 <= start <= length:
+        raise ValueError(f"score_from {start} outside 1..{length}")
+    predicting = logits[offset + start - 1 : offset + length - 1].float().log_softmax(-1)
+    targets = ids[offset + start : offset + length]
+    chosen = predicting.gather(-1, targets[:, None])[:, 0]
+    return chosen.cpu(), bool((predicting.argmax(-1) == targets).all())
+
+
+class BatchedBackend(InterventionBackend):
+    """The intervention primitive for any model that runs padded batches; see the module."""
+
+    share_prefixes: bool = False
+
+    def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
+        super().__init__(loaded, batch_size=batch_size, progress=progress)
+        tokenizer = loaded.tokenizer
+        pad = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
+        self.pad_id = int(pad if pad is not None else 0)
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @abstractmethod
+    def run(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        plan: SitePlan | None,
+        *,
+        past: Any = None,
+        all_logits: bool = False,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        """One pass over ``ids`` applying ``plan`` (None: no interventions).
+
+        ``mask`` covers the cached tokens in ``past`` too; position ids come from
+        `position_ids`. Returns the logits (every column of ``ids`` with ``all_logits``,
+        else the last) and the KV cache when ``use_cache``.
+        """
+
+    # ------------------------------------------------------------------ batching
+
+    def batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Batches of similar sequences: by length (less padding) or, to share prefixes, in
+        token order (sequences that start alike end up together)."""
+        if self.share_prefixes:
+            order = sorted(range(len(sequences)), key=lambda i: (tuple(sequences[i]), i))
+        else:
+            order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Left-padded ids, the attention mask, and each row's padding (its first column)."""
+        width = max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        offsets = []
+        for i, row in enumerate(rows):
+            if len(row) == 0:
+                raise ValueError("cannot run an empty token sequence")
+            offset = width - len(row)
+            ids[i, offset:] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, offset:] = 1
+            offsets.append(offset)
+        return ids.to(self.device), mask.to(self.device), offsets
+
+    def plan(
+        self,
+        batch: list[int],
+        lengths: Sequence[int],
+        offsets: list[int],
+        writes: Sequence[Write],
+        reads: Sequence[Read],
+        start: int = 0,
+    ) -> SitePlan:
+        """Writes and reads of one batch in padded columns (of the tokens after ``start``,
+        when a shared prefix runs separately). A bad site or position raises here."""
+        plan = SitePlan()
+        where = {row: i for i, row in enumerate(batch)}
+
+        def column(row: int, position: int, what: str) -> int:
+            length = lengths[row]
+            index = position + length if position < 0 else position
+            if not 0 <= index < length:
+                raise ValueError(
+                    f"{what}: position {position} outside sequence {row} of length {length}"
+                )
+            return offsets[where[row]] + index - start
+
+        for write in writes:
+            if write.row in where:
+                parse_site(write.site, self.n_layers)
+                plan.writes[write.site].append(
+                    (where[write.row], column(write.row, write.position, "write"), write)
+                )
+        for index, read in enumerate(reads):
+            if read.row in where:
+                parse_site(read.site, self.n_layers)
+                if read.position is None:  # the whole sequence, without its padding
+                    columns: int | slice = slice(offsets[where[read.row]], None)
+                else:
+                    columns = column(read.row, read.position, "read")
+                plan.reads[read.site].append((where[read.row], columns, index))
+        return plan
+
+    def shared_prefix(
+        self,
+        batch: list[int],
+        sequences: Sequence[Sequence[int]],
+        reads: Sequence[Read],
+        writes: Sequence[Write],
+        score_from: Sequence[int] | None,
+    ) -> int:
+        """How many leading tokens every sequence of the batch shares and no read, write or
+        score needs on its own (0: run the batch whole)."""
+        if not self.share_prefixes or len(batch) < 2:
+            return 0
+        rows = [sequences[i] for i in batch]
+        first = rows[0]
+        shared = 0
+        limit = min(len(row) for row in rows) - 1  # every row keeps a token of its own
+        while shared < limit and all(row[shared] == first[shared] for row in rows[1:]):
+            shared += 1
+        members = set(batch)
+        for item in (*reads, *writes):
+            if item.row in members:
+                if item.position is None:
+                    return 0
+                length = len(sequences[item.row])
+                shared = min(shared, item.position + length if item.position < 0 else item.position)
+        if score_from:
+            shared = min([shared, *(score_from[i] - 1 for i in batch)])
+        return shared if shared >= MIN_SHARED_PREFIX else 0
+
+    def prefix_cache(self, prefix: Sequence[int], copies: int) -> Any:
+        """The KV cache of ``prefix``, repeated for ``copies`` rows."""
+        ids = torch.as_tensor([list(prefix)], dtype=torch.long, device=self.device)
+        _, cache = self.run(ids, torch.ones_like(ids), None, use_cache=True)
+        cache.batch_repeat_interleave(copies)
+        return cache
+
+    # ------------------------------------------------------------------ primitive
+
+    def _bar(self, total: int, batches: int, description: str) -> Any:
+        return tqdm(
+            total=total, desc=description, unit="seq", disable=not self.progress or batches < 2
+        )
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        reads: Sequence[Read] = (),
+        writes: Sequence[Write] = (),
+        score_from: Sequence[int] | None = None,
+        description: str = "forward",
+    ) -> ForwardResult:
+        lengths = [len(s) for s in sequences]
+        batches = self.batches(sequences)
+        logits: list[torch.Tensor | None] = [None] * len(sequences)
+        read_values: dict[int, torch.Tensor] = {}
+        scored: list[torch.Tensor | None] = [None] * len(sequences)
+        greedy: list[bool] = [False] * len(sequences)
+        bar = self._bar(len(sequences), len(batches), description)
+        for batch in batches:
+            start = self.shared_prefix(batch, sequences, reads, writes, score_from)
+            past = self.prefix_cache(sequences[batch[0]][:start], len(batch)) if start else None
+            ids, mask, offsets = self.pad([sequences[i][start:] for i in batch])
+            plan = self.plan(batch, lengths, offsets, writes, reads, start)
+            if start:
+                mask = torch.cat([mask.new_ones((mask.shape[0], start)), mask], dim=1)
+            out, _ = self.run(
+                ids, mask, plan, past=past, all_logits=bool(score_from), use_cache=bool(start)
+            )
+            last = out[:, -1, :].float().cpu()
+            for i, row in enumerate(batch):
+                logits[row] = last[i]
+                if score_from:
+                    scored[row], greedy[row] = score_tokens(
+                        out[i], ids[i], offsets[i], score_from[row] - start, lengths[row] - start
+                    )
+            read_values.update(plan.results)
+            bar.update(len(batch))
+        bar.close()
+        return ForwardResult(
+            last_logits=torch.stack(logits) if logits else torch.empty(0),
+            reads=[read_values[i] for i in range(len(reads))],
+            token_logprobs=scored if score_from else None,
+            greedy=greedy if score_from else None,
+        )
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        writes: Sequence[Write] = (),
+        stop_token_ids: Sequence[int] = (),
+        description: str = "generate",
+    ) -> list[list[int]]:
+        lengths = [len(s) for s in sequences]
+        batches = self.batches(sequences)
+        results: list[list[int]] = [[] for _ in sequences]
+        stop_set = set(stop_token_ids)
+        stops = torch.tensor(sorted(stop_set), dtype=torch.long, device=self.device)
+        bar = self._bar(len(sequences), len(batches), description)
+        for batch in batches:
+            ids, mask, offsets = self.pad([sequences[i] for i in batch])
+            plan = self.plan(batch, lengths, offsets, writes, ())
+            new_tokens = self._greedy(ids, mask, plan, max_new_tokens, stops)
+            for i, row in enumerate(batch):
+                tokens = new_tokens[i].tolist()
+                for n, token in enumerate(tokens):
+                    if token in stop_set:  # keep the stop token, drop what follows
+                        tokens = tokens[: n + 1]
+                        break
+                results[row] = tokens
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _greedy(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        plan: SitePlan,
+        max_new_tokens: int,
+        stops: torch.Tensor,
+    ) -> torch.Tensor:
+        """Greedy tokens [batch, steps]: the prompt pass with the writes, then plain steps."""
+        if max_new_tokens <= 0:
+            return ids.new_zeros((ids.shape[0], 0))
+        logits, past = self.run(ids, mask, plan, use_cache=True)
+        generated = []
+        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        for step in range(max_new_tokens):
+            token = logits[:, -1, :].argmax(-1)
+            generated.append(token)
+            if stops.numel():
+                finished |= torch.isin(token, stops)
+            if bool(finished.all()) or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits, past = self.run(token[:, None], mask, None, past=past, use_cache=True)
+        return torch.stack(generated, dim=1)
