@@ -19,9 +19,7 @@ hand-edited file fails at once instead of silently skewing a direction.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -35,7 +33,6 @@ __all__ = [
     "MIN_SENTENCES",
     "Concept",
     "builtin_concepts",
-    "concept_partition",
     "concepts_from_json",
     "load_concepts",
     "neutral_sentences",
@@ -50,7 +47,6 @@ BUILTIN_FILE = "concepts.json"
 
 _TOP_KEYS = ("concepts", "neutral")
 _CONCEPT_KEYS = ("name", "sentences")
-_PARTITION_SALT = b"harness_plugins.concept_partition\x00"
 
 
 @dataclass(frozen=True)
@@ -275,25 +271,3 @@ def neutral_sentences() -> list[str]:
 # --------------------------------------------------------------------------
 # Train/test split
 # --------------------------------------------------------------------------
-
-
-def concept_partition(name: str, test_fraction: float) -> str:
-    """The partition ("train" or "test") of a concept, fixed by its name alone.
-
-    The split must not move with a run's seed or ``PYTHONHASHSEED`` (as
-    ``hash()`` would), or a concept could be trained on in one run and held out
-    in the next.  The name is stripped and case-folded first, so "Ocean" and
-    "ocean" agree; a concept stays in "test" as ``test_fraction`` grows.
-    """
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, (int, float))
-        or not math.isfinite(test_fraction)
-        or not 0.0 <= test_fraction <= 1.0
-    ):
-        raise IntrospectError(
-            f"concept_partition: test_fraction must be a number from 0 to 1, got {test_fraction!r}"
-        )
-    digest = hashlib.sha256(_PARTITION_SALT + name.strip().casefold().encode("utf-8")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2.0**64
-    return "test" if position < test_fraction else "train"

@@ -15,15 +15,14 @@ serves two experiments:
   prompt with the placeholder ``x`` and a source sentence that mentions the
   subject without giving the answer away.
 
-:func:`load_patchscopes_tsv` reads the Patchscopes repository's TSV files, and
-:func:`fact_partition` splits by key so train and test never share a fact.
+:func:`load_patchscopes_tsv` reads the Patchscopes repository's TSV files; train and test
+partitions come from `harness_plugins.partition`, by fact id.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import json
 import re
 import warnings
@@ -42,7 +41,6 @@ __all__ = [
     "Fact",
     "builtin_attribute_triples",
     "builtin_facts",
-    "fact_partition",
     "load_patchscopes_tsv",
 ]
 
@@ -269,7 +267,7 @@ def builtin_facts() -> list[Fact]:
 
     Ids (``capital-017``) are stored in the file, not derived from positions,
     so fixing or removing one fact never renames another or moves it across a
-    :func:`fact_partition` split.
+    train/test split (`harness_plugins.partition`).
     """
     return list(_builtin()[0])
 
@@ -435,21 +433,3 @@ def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> li
 # --------------------------------------------------------------------------
 # Splits
 # --------------------------------------------------------------------------
-
-
-def fact_partition(key: str, test_fraction: float) -> str:
-    """``"train"`` or ``"test"`` from a sha256 of ``key``, never from a seed or hash().
-
-    The split then holds across runs, machines and PYTHONHASHSEED values, and
-    a fact never changes sides when others are added.  Pass ``fact.subject``
-    to keep every fact about one subject on the same side, or ``fact_id`` to
-    split facts individually.  Uses the same rule as
-    :func:`harness_plugins.question_bank.partition_of`.
-    """
-    if not isinstance(key, str):
-        raise TypeError(f"key must be str, got {type(key).__name__}")
-    if isinstance(test_fraction, bool) or not 0.0 <= test_fraction <= 1.0:
-        raise IntrospectError(f"test_fraction must be a number in [0, 1], got {test_fraction!r}")
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    unit = int.from_bytes(digest[:8], "big") / 2.0**64
-    return "test" if unit < test_fraction else "train"

@@ -20,21 +20,11 @@ from harness_plugins.builtin.preferences import (
     _seed,
     decision_messages,
     introspection_messages,
+    scenario_doc,
     weights_answer,
 )
 from harness_plugins.errors import IntrospectError
 from harness_plugins.training import Example, TrainingConfig, train_lora
-
-
-def _doc(scenario: Any) -> dict[str, Any]:
-    return {
-        "short_name": scenario.short_name,
-        "question": scenario.question,
-        "attribute_names": [a.name for a in scenario.attributes],
-        "attribute_units": [a.units for a in scenario.attributes],
-        "low": [float(a.low) for a in scenario.attributes],
-        "high": [float(a.high) for a in scenario.attributes],
-    }
 
 
 def instill_examples(
@@ -45,7 +35,7 @@ def instill_examples(
 
     examples = []
     for scenario in scenarios:
-        doc = _doc(scenario)
+        doc = scenario_doc(scenario)
         rng = random.Random(_seed("instill", seed, scenario.short_name))
         for _ in range(per_scenario):
             a = [attr.round_value(rng.uniform(attr.low, attr.high)) for attr in scenario.attributes]

@@ -18,13 +18,12 @@ from decimal import Decimal
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported lazily: partition_of/validate_mmlu_layout need no datasets
+if TYPE_CHECKING:  # imported lazily: validate_mmlu_layout needs no datasets
     import datasets
 
 __all__ = [
     "MMLU_COLUMNS",
     "builtin_questions",
-    "partition_of",
     "validate_mmlu_layout",
 ]
 
@@ -50,12 +49,6 @@ def _rng(topic: str, purpose: str) -> random.Random:
     """A private RNG per topic so one topic's edits never reshuffle another's."""
     digest = hashlib.sha256(f"{_SEED_SALT}:{topic}:{purpose}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _stable_unit(text: str) -> float:
-    """Map a string to [0, 1) identically on every interpreter run."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def _fmt(value: Decimal | int) -> str:
@@ -1111,15 +1104,6 @@ def builtin_questions() -> datasets.Dataset:
         },
         features=features,
     )
-
-
-def partition_of(question_id: str, test_fraction: float) -> str:
-    """Split by question, not by seed, so train and test never share a question."""
-    if not isinstance(question_id, str):
-        raise TypeError(f"question_id must be str, got {type(question_id).__name__}")
-    if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction!r}")
-    return "test" if _stable_unit(question_id) < test_fraction else "train"
 
 
 def _layout_error(source: str, problem: str) -> ValueError:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,6 @@ from harness_plugins.concept_bank import (
     MIN_SENTENCES,
     Concept,
     builtin_concepts,
-    concept_partition,
     concepts_from_json,
     load_concepts,
     neutral_sentences,
@@ -126,62 +122,6 @@ def test_builtin_has_expected_concepts(concepts: list[Concept]) -> None:
 # --------------------------------------------------------------------------
 # Train/test split
 # --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 0.8])
-def test_partition_matches_fraction(fraction: float) -> None:
-    names = [f"concept number {i}" for i in range(4000)]
-    test_share = sum(concept_partition(n, fraction) == "test" for n in names) / len(names)
-    assert abs(test_share - fraction) < 0.03
-
-
-def test_partition_on_builtin_gives_both_sides(concepts: list[Concept]) -> None:
-    sides = [concept_partition(c.name, 0.25) for c in concepts]
-    share = sides.count("test") / len(sides)
-    assert 0.1 < share < 0.4
-    assert "train" in sides
-
-
-def test_partition_edges_and_normalisation() -> None:
-    assert concept_partition("ocean", 0.0) == "train"
-    assert concept_partition("ocean", 1.0) == "test"
-    assert concept_partition(" Ocean ", 0.5) == concept_partition("ocean", 0.5)
-
-
-def test_partition_is_monotone_in_fraction(concepts: list[Concept]) -> None:
-    """Raising the held-out share only moves concepts from train to test."""
-    for concept in concepts:
-        sides = [concept_partition(concept.name, f / 10) for f in range(11)]
-        first_test = sides.index("test")
-        assert all(side == "test" for side in sides[first_test:]), concept.name
-
-
-@pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan"), True, "0.5"])
-def test_partition_rejects_bad_fraction(fraction: Any) -> None:
-    with pytest.raises(IntrospectError, match="test_fraction"):
-        concept_partition("ocean", fraction)
-
-
-def test_partition_same_across_hash_seeds(concepts: list[Concept]) -> None:
-    script = (
-        "from harness_plugins.concept_bank import builtin_concepts, concept_partition\n"
-        "print(''.join('T' if concept_partition(c.name, 0.3) == 'test' else 'R'"
-        " for c in builtin_concepts()))\n"
-    )
-    outputs = set()
-    for seed in ("0", "1", "12345"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        outputs.add(done.stdout.strip())
-    here = "".join("T" if concept_partition(c.name, 0.3) == "test" else "R" for c in concepts)
-    assert outputs == {here}
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Tests for the fact bank (harness_plugins/fact_bank.py, builtin/facts.json).
 
 Fast and model-free: sizes, ids, counterfactual consistency, a few facts
-checked by hand and against question_bank's tables, the seed-free partition,
+checked by hand and against question_bank's tables,
 and the Patchscopes TSV reader with every one-line error it raises.
 """
 
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,7 +22,6 @@ from harness_plugins.fact_bank import (
     Fact,
     builtin_attribute_triples,
     builtin_facts,
-    fact_partition,
     load_patchscopes_tsv,
 )
 
@@ -378,64 +374,6 @@ def test_bank_validation_rejects_bad_json() -> None:
         fact_bank._parse_bank("{", "bad.json")
     with pytest.raises(IntrospectError, match="field 'format'"):
         fact_bank._parse_bank("{}", "bad.json")
-
-
-# --------------------------------------------------------------------------
-# Partition
-# --------------------------------------------------------------------------
-
-
-def test_partition_basics(facts: list[Fact]) -> None:
-    ids = [f.fact_id for f in facts]
-    assert {fact_partition(i, 0.0) for i in ids} == {"train"}
-    assert {fact_partition(i, 1.0) for i in ids} == {"test"}
-    share = sum(fact_partition(i, 0.25) == "test" for i in ids) / len(ids)
-    assert 0.18 < share < 0.32
-    # Monotone: raising the fraction only moves facts from train to test.
-    for key in ids:
-        if fact_partition(key, 0.2) == "test":
-            assert fact_partition(key, 0.5) == "test"
-    # Same rule as the question bank, so a shared key lands on the same side.
-    for key in ids[:50]:
-        assert fact_partition(key, 0.3) == question_bank.partition_of(key, 0.3)
-
-
-def test_partition_rejects_bad_arguments() -> None:
-    for fraction in (-0.1, 1.5, float("nan"), True):
-        with pytest.raises(IntrospectError, match="test_fraction"):
-            fact_partition("capital-000", fraction)
-    with pytest.raises(TypeError):
-        fact_partition(17, 0.5)  # type: ignore[arg-type]
-
-
-_PARTITION_SCRIPT = """
-import json
-from harness_plugins.fact_bank import builtin_facts, fact_partition
-facts = builtin_facts()
-print(json.dumps({
-    "ids": [fact_partition(f.fact_id, 0.3) for f in facts],
-    "subjects": [fact_partition(f.subject, 0.3) for f in facts],
-}))
-"""
-
-
-def test_partition_is_independent_of_hash_seed() -> None:
-    results = []
-    for seed in ("0", "1", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run(
-            [sys.executable, "-c", _PARTITION_SCRIPT],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO_ROOT,
-            check=True,
-            timeout=120,
-        )
-        results.append(json.loads(out.stdout))
-    assert results[0] == results[1] == results[2]
-    facts = builtin_facts()
-    assert results[0]["ids"] == [fact_partition(f.fact_id, 0.3) for f in facts]
 
 
 # --------------------------------------------------------------------------

@@ -23,10 +23,10 @@ import datasets
 import pytest
 
 from harness_plugins import question_bank
+from harness_plugins.partition import partition_of
 from harness_plugins.question_bank import (
     MMLU_COLUMNS,
     builtin_questions,
-    partition_of,
     validate_mmlu_layout,
 )
 
@@ -157,7 +157,8 @@ def test_same_rows_on_every_call(rows: list[dict[str, Any]]) -> None:
 def test_same_rows_under_other_hash_seed(rows: list[dict[str, Any]], hash_seed: str) -> None:
     script = (
         "import hashlib, json\n"
-        "from harness_plugins.question_bank import builtin_questions, partition_of\n"
+        "from harness_plugins.question_bank import builtin_questions\n"
+        "from harness_plugins.partition import partition_of\n"
         "rows = builtin_questions().to_list()\n"
         "text = json.dumps(rows, sort_keys=True, ensure_ascii=True)\n"
         "print(hashlib.sha256(text.encode('utf-8')).hexdigest())\n"

@@ -21,6 +21,7 @@ from harness_plugins.chat import render
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import Option
+from harness_plugins.partition import select
 from harness_plugins.plugins import hookimpl
 
 LETTERS = ("A", "B", "C")
@@ -90,7 +91,7 @@ class ActivationPatching(ExplanationType):
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 
-        from harness_plugins.fact_bank import builtin_facts, fact_partition
+        from harness_plugins.fact_bank import builtin_facts
 
         facts = builtin_facts()
         objects: dict[str, list[str]] = {}
@@ -100,8 +101,6 @@ class ActivationPatching(ExplanationType):
                 objects[fact.relation].append(fact.object)
         rows = []
         for fact in facts:
-            if fact_partition(fact.fact_id, options["test_fraction"]) != options["partition"]:
-                continue
             rng = _rng("choices", options["seed"], fact.fact_id)
             others = [
                 o
@@ -123,8 +122,8 @@ class ActivationPatching(ExplanationType):
                     "choices": choices,
                 }
             )
-        random.Random(f"activation_patching|{options['seed']}").shuffle(rows)
-        return datasets.Dataset.from_list(rows[: options["max_docs"]])
+        chosen = select(rows, lambda row: row["question_id"], options, "activation_patching")
+        return datasets.Dataset.from_list(chosen)
 
     def window(self, options: Mapping[str, Any], n_layers: int) -> list[int]:
         first = n_layers // 4 if options["first_layer"] == -1 else options["first_layer"]

@@ -24,6 +24,7 @@ from harness_plugins import vectors
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
+from harness_plugins.partition import partition_of, select
 from harness_plugins.plugins import get_registry, hookimpl
 
 DESCRIBE = (
@@ -145,22 +146,13 @@ class Features(ExplanationType):
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 
-        from harness_plugins.question_bank import partition_of
-
-        ids = [
-            fid
-            for fid in self._source(options).feature_ids(options)
-            if partition_of(fid, options["test_fraction"]) == options["partition"]
-        ]
-        random.Random(f"features|{options['seed']}").shuffle(ids)
-        return datasets.Dataset.from_dict({"question_id": ids[: options["max_docs"]]})
+        ids = select(self._source(options).feature_ids(options), str, options, "features")
+        return datasets.Dataset.from_dict({"question_id": ids})
 
     # ------------------------------------------------------------------ references
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         import torch
-
-        from harness_plugins.question_bank import partition_of
 
         options = context.options
         features = self._source(options).build(context.subject, context.backend, options)

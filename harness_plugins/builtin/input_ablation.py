@@ -19,6 +19,7 @@ from harness_plugins.chat import encode_prompt
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import Option
+from harness_plugins.partition import select
 from harness_plugins.plugins import hookimpl
 
 LETTERS = ("A", "B", "C", "D")
@@ -101,20 +102,12 @@ class InputAblation(ExplanationType):
         return rows
 
     def questions(self, options: Mapping[str, Any]) -> Any:
-        from harness_plugins.question_bank import partition_of
-
         try:
             rows = self._source(options)
         except ValueError as error:
             raise IntrospectError(str(error)) from None
-        wanted = options["partition"]
-        fraction = options["test_fraction"]
-        keep = [
-            i for i, qid in enumerate(rows["question_id"]) if partition_of(qid, fraction) == wanted
-        ]
-        rng = random.Random(f"input_ablation|{options['seed']}")
-        rng.shuffle(keep)
-        rows = rows.select(keep[: options["max_docs"]])
+        ids = rows["question_id"]
+        rows = rows.select(select(range(len(ids)), lambda i: ids[i], options, "input_ablation"))
         extra = [
             c
             for c in rows.column_names

@@ -29,6 +29,7 @@ from harness_plugins import vectors
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
+from harness_plugins.partition import partition_of, select
 from harness_plugins.plugins import hookimpl
 
 IDENTITY_PROMPT = "cat -> cat\n1135 -> 1135\nhello -> hello\n?"
@@ -114,7 +115,7 @@ class PatchscopeNextToken(ExplanationType):
         import datasets
 
         from harness_plugins.concept_bank import builtin_concepts, neutral_sentences
-        from harness_plugins.question_bank import builtin_questions, partition_of
+        from harness_plugins.question_bank import builtin_questions
 
         texts = [s for c in builtin_concepts() for s in c.sentences] + neutral_sentences()
         texts += list(builtin_questions()["question"])
@@ -122,13 +123,8 @@ class PatchscopeNextToken(ExplanationType):
             {"question_id": "text-" + hashlib.sha256(text.encode()).hexdigest()[:12], "text": text}
             for text in texts
         ]
-        rows = [
-            r
-            for r in rows
-            if partition_of(r["question_id"], options["test_fraction"]) == options["partition"]
-        ]
-        random.Random(f"patchscope_next_token|{options['seed']}").shuffle(rows)
-        return datasets.Dataset.from_list(rows[: options["max_docs"]])
+        chosen = select(rows, lambda row: row["question_id"], options, "patchscope_next_token")
+        return datasets.Dataset.from_list(chosen)
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         import datasets
@@ -364,9 +360,7 @@ class PatchscopeAttributes(ExplanationType):
             else builtin_attribute_triples()
         )
 
-    def _rows(self, options: Mapping[str, Any], partition: str) -> list[dict[str, Any]]:
-        from harness_plugins.fact_bank import fact_partition
-
+    def _rows(self, options: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [
             {
                 "question_id": t.triple_id,
@@ -377,15 +371,15 @@ class PatchscopeAttributes(ExplanationType):
                 "prompt_source": t.prompt_source,
             }
             for t in self._triples(options)
-            if fact_partition(t.triple_id, options["test_fraction"]) == partition
         ]
 
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 
-        rows = self._rows(options, options["partition"])
-        random.Random(f"patchscope_attributes|{options['seed']}").shuffle(rows)
-        return datasets.Dataset.from_list(rows[: options["max_docs"]])
+        chosen = select(
+            self._rows(options), lambda row: row["question_id"], options, "patchscope_attributes"
+        )
+        return datasets.Dataset.from_list(chosen)
 
     def _hidden(
         self, rows: Sequence[Mapping[str, Any]], context: ReferenceContext, layers: Sequence[int]
@@ -456,7 +450,12 @@ class PatchscopeAttributes(ExplanationType):
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
-        train = self._rows(context.options, "train")
+        fraction = context.options["test_fraction"]
+        train = [
+            r
+            for r in self._rows(context.options)
+            if partition_of(r["question_id"], fraction) == "train"
+        ]
         if not train:
             return [[float("nan")] * len(layers) for _ in docs]
         train_hidden = self._hidden(train, context, layers)

@@ -24,6 +24,7 @@ from harness_plugins.chat import encode_prompt
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
+from harness_plugins.partition import select
 from harness_plugins.plugins import hookimpl
 
 INSTILLED_FILE = "introspect_instilled.json"
@@ -54,6 +55,18 @@ def decision_messages(
     """The decision prompt of research.md §2: a role, a question, two options."""
     user = f"{DECISION_HEADER}\n\n{doc['question']}\n\nOption A:\n{option_lines(doc, a)}\n\nOption B:\n{option_lines(doc, b)}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def scenario_doc(scenario: Any) -> dict[str, Any]:
+    """A scenario as the flat columns prompts and references read."""
+    return {
+        "short_name": scenario.short_name,
+        "question": scenario.question,
+        "attribute_names": [a.name for a in scenario.attributes],
+        "attribute_units": [a.units for a in scenario.attributes],
+        "low": [float(a.low) for a in scenario.attributes],
+        "high": [float(a.high) for a in scenario.attributes],
+    }
 
 
 def introspection_messages(doc: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -253,23 +266,11 @@ class Preferences(ExplanationType):
     def _questions(self, scenarios: Sequence[Any], options: Mapping[str, Any]) -> Any:
         import datasets
 
-        from harness_plugins.question_bank import partition_of
-
         rows = [
-            {
-                "question_id": scenario.short_name,
-                "short_name": scenario.short_name,
-                "question": scenario.question,
-                "attribute_names": [a.name for a in scenario.attributes],
-                "attribute_units": [a.units for a in scenario.attributes],
-                "low": [float(a.low) for a in scenario.attributes],
-                "high": [float(a.high) for a in scenario.attributes],
-            }
-            for scenario in scenarios
-            if partition_of(scenario.short_name, options["test_fraction"]) == options["partition"]
+            {"question_id": scenario.short_name, **scenario_doc(scenario)} for scenario in scenarios
         ]
-        random.Random(f"preferences|{options['seed']}").shuffle(rows)
-        return datasets.Dataset.from_list(rows[: options["max_docs"]])
+        chosen = select(rows, lambda row: row["question_id"], options, "preferences")
+        return datasets.Dataset.from_list(chosen)
 
     # ------------------------------------------------------------------ references
 
