@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import IntrospectError
+from harness_plugins.errors import field_error, json_type
 
 __all__ = [
     "MIN_NEUTRAL",
@@ -66,30 +66,6 @@ class Concept:
 # --------------------------------------------------------------------------
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type: users wrote JSON, not Python."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    return type(value).__name__
-
-
-def _fail(source: str, where: str, field: str | None, expected: str) -> IntrospectError:
-    """One line (newlines escaped) so the CLI's one-line error handler shows all of it."""
-    parts = [source, where] if field is None else [source, where, f"field {field!r}"]
-    message = ": ".join([*parts, expected])
-    return IntrospectError(message.replace("\r", "\\r").replace("\n", "\\n"))
-
-
 def _sentence_key(sentence: str) -> str:
     """Duplicates differing only in case or spacing would still double-weight a mean."""
     return " ".join(sentence.split()).casefold()
@@ -100,12 +76,12 @@ def _check_keys(obj: Mapping[str, Any], allowed: tuple[str, ...], source: str, w
     unknown = [key for key in obj if key not in allowed]
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
-        raise _fail(
+        raise field_error(
             source, where, None, f"unknown key(s) {names}; allowed keys are {', '.join(allowed)}"
         )
     for key in allowed:
         if key not in obj:
-            raise _fail(source, where, key, f"missing; expected keys {', '.join(allowed)}")
+            raise field_error(source, where, key, f"missing; expected keys {', '.join(allowed)}")
 
 
 def _sentences(
@@ -118,11 +94,11 @@ def _sentences(
 ) -> tuple[str, ...]:
     """Check a sentence list; ``seen`` maps every earlier sentence to where it was."""
     if not isinstance(raw, (list, tuple)):
-        raise _fail(
-            source, where, field, f"expected a list of sentences (strings), got {_json_type(raw)}"
+        raise field_error(
+            source, where, field, f"expected a list of sentences (strings), got {json_type(raw)}"
         )
     if len(raw) < minimum:
-        raise _fail(
+        raise field_error(
             source,
             where,
             field,
@@ -132,11 +108,11 @@ def _sentences(
     for i, sentence in enumerate(raw):
         at = f"{field}[{i}]"
         if not isinstance(sentence, str) or not sentence.strip():
-            got = repr(sentence) if isinstance(sentence, str) else _json_type(sentence)
-            raise _fail(source, where, at, f"expected a non-empty string, got {got}")
+            got = repr(sentence) if isinstance(sentence, str) else json_type(sentence)
+            raise field_error(source, where, at, f"expected a non-empty string, got {got}")
         key = _sentence_key(sentence)
         if key in seen:
-            raise _fail(
+            raise field_error(
                 source,
                 where,
                 at,
@@ -151,19 +127,19 @@ def _sentences(
 def _concept(raw: Any, index: int, source: str, seen: dict[str, str]) -> Concept:
     where = f"concept {index}"
     if not isinstance(raw, Mapping):
-        raise _fail(
+        raise field_error(
             source,
             where,
             None,
-            f"expected an object with keys {', '.join(_CONCEPT_KEYS)}, got {_json_type(raw)}",
+            f"expected an object with keys {', '.join(_CONCEPT_KEYS)}, got {json_type(raw)}",
         )
     name = raw.get("name")
     if isinstance(name, str) and name.strip():
         where = f"concept {index} ({name.strip()!r})"
     _check_keys(raw, _CONCEPT_KEYS, source, where)
     if not isinstance(name, str) or not name.strip():
-        got = repr(name) if isinstance(name, str) else _json_type(name)
-        raise _fail(source, where, "name", f"expected a non-empty string, got {got}")
+        got = repr(name) if isinstance(name, str) else json_type(name)
+        raise field_error(source, where, "name", f"expected a non-empty string, got {got}")
     sentences = _sentences(raw["sentences"], source, where, "sentences", MIN_SENTENCES, seen)
     return Concept(name=name.strip(), sentences=sentences)
 
@@ -175,19 +151,19 @@ def validate_concepts(data: Any, source: str) -> tuple[list[Concept], list[str]]
     file to fix.  Raises :class:`IntrospectError` at the first problem.
     """
     if not isinstance(data, Mapping):
-        raise _fail(
+        raise field_error(
             source,
             "top level",
             None,
-            f"expected a JSON object with keys {', '.join(_TOP_KEYS)}, got {_json_type(data)}",
+            f"expected a JSON object with keys {', '.join(_TOP_KEYS)}, got {json_type(data)}",
         )
     _check_keys(data, _TOP_KEYS, source, "top level")
     raw_concepts = data["concepts"]
     if not isinstance(raw_concepts, (list, tuple)) or not raw_concepts:
         got = (
-            "an empty list" if isinstance(raw_concepts, (list, tuple)) else _json_type(raw_concepts)
+            "an empty list" if isinstance(raw_concepts, (list, tuple)) else json_type(raw_concepts)
         )
-        raise _fail(
+        raise field_error(
             source, "top level", "concepts", f"expected a non-empty list of concepts, got {got}"
         )
     seen: dict[str, str] = {}
@@ -197,7 +173,7 @@ def validate_concepts(data: Any, source: str) -> tuple[list[Concept], list[str]]
         concept = _concept(raw, index, source, seen)
         earlier = first_index.setdefault(concept.name.casefold(), index)
         if earlier != index:
-            raise _fail(
+            raise field_error(
                 source,
                 f"concept {index} ({concept.name!r})",
                 "name",
@@ -213,7 +189,7 @@ def concepts_from_json(text: str, source: str = "<string>") -> tuple[list[Concep
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _fail(
+        raise field_error(
             source,
             f"not valid JSON at line {error.lineno} column {error.colno}",
             None,
@@ -236,15 +212,15 @@ def load_concepts(path: str | Path | None = None) -> tuple[list[Concept], list[s
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _fail(
+        raise field_error(
             source, "file not found", None, "expected a JSON file of concepts and neutral sentences"
         ) from None
     except UnicodeDecodeError as error:
-        raise _fail(
+        raise field_error(
             source, f"not UTF-8 text at byte {error.start}", None, "expected a JSON file"
         ) from None
     except OSError as error:
-        raise _fail(
+        raise field_error(
             source, "cannot read file", None, error.strerror or type(error).__name__
         ) from None
     return concepts_from_json(text, source)

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import IntrospectError
+from harness_plugins.errors import field_error, json_type
 
 __all__ = [
     "ATTRIBUTES_PER_SCENARIO",
@@ -132,30 +132,6 @@ class Scenario:
 # --------------------------------------------------------------------------
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a Python value's type, for error messages about JSON files."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    return type(value).__name__
-
-
-def _fail(source: str, where: str, field: str | None, expected: str) -> IntrospectError:
-    """A one-line error: file, scenario, field, what is expected (newlines escaped)."""
-    parts = [source, where] if field is None else [source, where, f"field {field!r}"]
-    message = ": ".join([*parts, expected])
-    return IntrospectError(message.replace("\r", "\\r").replace("\n", "\\n"))
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -173,7 +149,7 @@ def _check_keys(
     unknown = [key for key in obj if key not in allowed]
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
-        raise _fail(
+        raise field_error(
             source,
             where,
             field,
@@ -182,7 +158,7 @@ def _check_keys(
     missing = [key for key in allowed if key not in obj]
     if missing:
         key = missing[0]
-        raise _fail(
+        raise field_error(
             source,
             where,
             key if field is None else f"{field}.{key}",
@@ -193,19 +169,19 @@ def _check_keys(
 def _text(obj: Mapping[str, Any], key: str, source: str, where: str, field: str, what: str) -> str:
     value = obj[key]
     if not isinstance(value, str) or not value.strip():
-        got = repr(value) if isinstance(value, str) else _json_type(value)
-        raise _fail(source, where, field, f"expected {what} (non-empty string), got {got}")
+        got = repr(value) if isinstance(value, str) else json_type(value)
+        raise field_error(source, where, field, f"expected {what} (non-empty string), got {got}")
     return value
 
 
 def _attribute(raw: Any, index: int, source: str, where: str) -> Attribute:
     field = f"attributes[{index}]"
     if not isinstance(raw, Mapping):
-        raise _fail(
+        raise field_error(
             source,
             where,
             field,
-            f"expected an object with keys {', '.join(_ATTRIBUTE_KEYS)}, got {_json_type(raw)}",
+            f"expected an object with keys {', '.join(_ATTRIBUTE_KEYS)}, got {json_type(raw)}",
         )
     _check_keys(raw, _ATTRIBUTE_KEYS, source, where, field)
     name = _text(raw, "name", source, where, f"{field}.name", "the attribute's name")
@@ -213,27 +189,25 @@ def _attribute(raw: Any, index: int, source: str, where: str) -> Attribute:
     bounds = raw["range"]
     expected = "expected [min, max], two finite numbers with min < max"
     if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
-        got = (
-            f"a list of {len(bounds)}" if isinstance(bounds, (list, tuple)) else _json_type(bounds)
-        )
-        raise _fail(source, where, f"{field}.range", f"{expected}, got {got}")
+        got = f"a list of {len(bounds)}" if isinstance(bounds, (list, tuple)) else json_type(bounds)
+        raise field_error(source, where, f"{field}.range", f"{expected}, got {got}")
     low, high = bounds
     if not (_is_number(low) and _is_number(high) and _is_finite(low) and _is_finite(high)):
-        got = "[" + ", ".join(repr(b) if _is_number(b) else _json_type(b) for b in bounds) + "]"
-        raise _fail(source, where, f"{field}.range", f"{expected}, got {got}")
+        got = "[" + ", ".join(repr(b) if _is_number(b) else json_type(b) for b in bounds) + "]"
+        raise field_error(source, where, f"{field}.range", f"{expected}, got {got}")
     if not low < high:
-        raise _fail(source, where, f"{field}.range", f"{expected}, got [{low!r}, {high!r}]")
+        raise field_error(source, where, f"{field}.range", f"{expected}, got [{low!r}, {high!r}]")
     return Attribute(name=name, units=units, low=low, high=high)
 
 
 def _scenario(raw: Any, index: int, source: str) -> Scenario:
     where = f"scenario {index}"
     if not isinstance(raw, Mapping):
-        raise _fail(
+        raise field_error(
             source,
             where,
             None,
-            f"expected an object with keys {', '.join(_SCENARIO_KEYS)}, got {_json_type(raw)}",
+            f"expected an object with keys {', '.join(_SCENARIO_KEYS)}, got {json_type(raw)}",
         )
     name = raw.get("short_name")
     if isinstance(name, str) and name.strip():
@@ -249,9 +223,9 @@ def _scenario(raw: Any, index: int, source: str) -> Scenario:
         got = (
             f"a list of {len(raw_attributes)}"
             if isinstance(raw_attributes, (list, tuple))
-            else _json_type(raw_attributes)
+            else json_type(raw_attributes)
         )
-        raise _fail(
+        raise field_error(
             source,
             where,
             "attributes",
@@ -262,7 +236,7 @@ def _scenario(raw: Any, index: int, source: str) -> Scenario:
     for i, attribute in enumerate(attributes):
         key = attribute.name.strip().casefold()
         if key in seen:
-            raise _fail(
+            raise field_error(
                 source,
                 where,
                 f"attributes[{i}].name",
@@ -280,11 +254,11 @@ def validate_scenarios(data: Any, source: str) -> list[Scenario]:
     every error message.  Raises :class:`IntrospectError` at the first problem.
     """
     if not isinstance(data, (list, tuple)):
-        raise _fail(
+        raise field_error(
             source,
             "top level",
             None,
-            f"expected a JSON list of scenario objects, got {_json_type(data)}",
+            f"expected a JSON list of scenario objects, got {json_type(data)}",
         )
     scenarios: list[Scenario] = []
     first_index: dict[str, int] = {}
@@ -292,7 +266,7 @@ def validate_scenarios(data: Any, source: str) -> list[Scenario]:
         scenario = _scenario(raw, index, source)
         earlier = first_index.setdefault(scenario.short_name, index)
         if earlier != index:
-            raise _fail(
+            raise field_error(
                 source,
                 f"scenario {index} ({scenario.short_name!r})",
                 "short_name",
@@ -307,7 +281,7 @@ def scenarios_from_json(text: str, source: str = "<string>") -> list[Scenario]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _fail(
+        raise field_error(
             source,
             f"not valid JSON at line {error.lineno} column {error.colno}",
             None,
@@ -325,15 +299,15 @@ def load_scenarios(path: str | Path | None = None) -> list[Scenario]:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _fail(
+        raise field_error(
             source, "file not found", None, "expected a JSON file listing decision scenarios"
         ) from None
     except UnicodeDecodeError as error:
-        raise _fail(
+        raise field_error(
             source, f"not UTF-8 text at byte {error.start}", None, "expected a JSON file"
         ) from None
     except OSError as error:
-        raise _fail(
+        raise field_error(
             source, "cannot read file", None, error.strerror or type(error).__name__
         ) from None
     return scenarios_from_json(text, source)

@@ -23,3 +23,39 @@ def _one_line_excepthook(
 _previous_excepthook = sys.excepthook
 if sys.excepthook is not _one_line_excepthook:
     sys.excepthook = _one_line_excepthook
+
+
+# ---------------------------------------------------------------- errors about user files
+
+
+def one_line(text: str) -> str:
+    """Newlines escaped, so the one-line error display shows all of a message."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def located_error(*parts: str) -> IntrospectError:
+    """``file: where: what``: a bad input file reads as where-then-what."""
+    return IntrospectError(one_line(": ".join(parts)))
+
+
+def field_error(source: str, where: str, field: str | None, expected: str) -> IntrospectError:
+    """File, entry, field and what was expected, on one line."""
+    parts = [source, where] if field is None else [source, where, f"field {field!r}"]
+    return located_error(*parts, expected)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a value's type: users wrote JSON, not Python."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    return type(value).__name__

@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import IntrospectError
+from harness_plugins.errors import IntrospectError, located_error
 
 __all__ = [
     "BUILTIN_FILE",
@@ -99,60 +99,53 @@ class AttributeTriple:
 # --------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _fail(*parts: str) -> IntrospectError:
-    """One line, parts joined by ': ', so a bad file reads as where-then-what."""
-    return IntrospectError(_one_line(": ".join(parts)))
-
-
 def _text(value: Any, source: str, where: str, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _fail(
+        raise located_error(
             source, where, f"field {field!r}", f"expected a non-empty string, got {value!r}"
         )
     if value != value.strip():
-        raise _fail(source, where, f"field {field!r}", f"has leading or trailing spaces: {value!r}")
+        raise located_error(
+            source, where, f"field {field!r}", f"has leading or trailing spaces: {value!r}"
+        )
     return value
 
 
 def _parse_relations(doc: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
     relations = doc.get("relations")
     if not isinstance(relations, Mapping) or not relations:
-        raise _fail(source, "field 'relations'", "expected a non-empty object")
+        raise located_error(source, "field 'relations'", "expected a non-empty object")
     parsed: dict[str, dict[str, Any]] = {}
     for name, spec in relations.items():
         where = f"relation {name!r}"
         if not isinstance(spec, Mapping):
-            raise _fail(source, where, "expected an object")
+            raise located_error(source, where, "expected an object")
         template = _text(spec.get("template"), source, where, "template")
         if template.count(_SLOT) != 1:
-            raise _fail(
+            raise located_error(
                 source, where, "field 'template'", f"needs exactly one {_SLOT}: {template!r}"
             )
         attribute = spec.get("attribute_template")
         sources = spec.get("source_templates", [])
         if not isinstance(sources, list):
-            raise _fail(source, where, "field 'source_templates'", "expected a list")
+            raise located_error(source, where, "field 'source_templates'", "expected a list")
         if attribute is not None:
             _text(attribute, source, where, "attribute_template")
             if not _STANDALONE_X.search(attribute):
-                raise _fail(
+                raise located_error(
                     source,
                     where,
                     "field 'attribute_template'",
                     f"needs a standalone x: {attribute!r}",
                 )
             if not sources:
-                raise _fail(
+                raise located_error(
                     source, where, "field 'source_templates'", "needed with an attribute_template"
                 )
         for text in sources:
             _text(text, source, where, "source_templates")
             if text.count(_SLOT) != 1:
-                raise _fail(
+                raise located_error(
                     source,
                     where,
                     "field 'source_templates'",
@@ -171,20 +164,22 @@ def _parse_bank(text: str, source: str) -> tuple[tuple[Fact, ...], tuple[Attribu
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _fail(source, f"line {error.lineno}", f"not valid JSON ({error.msg})") from None
+        raise located_error(
+            source, f"line {error.lineno}", f"not valid JSON ({error.msg})"
+        ) from None
     if not isinstance(doc, Mapping) or doc.get("format") != _FORMAT:
-        raise _fail(source, "field 'format'", f"expected {_FORMAT!r}")
+        raise located_error(source, "field 'format'", f"expected {_FORMAT!r}")
     relations = _parse_relations(doc, source)
     raw_facts = doc.get("facts")
     if not isinstance(raw_facts, list) or not raw_facts:
-        raise _fail(source, "field 'facts'", "expected a non-empty list")
+        raise located_error(source, "field 'facts'", "expected a non-empty list")
 
     facts: list[Fact] = []
     objects: dict[tuple[str, str], str] = {}  # (relation, subject) -> object
     for index, raw in enumerate(raw_facts):
         where = f"facts[{index}]"
         if not isinstance(raw, Mapping):
-            raise _fail(source, where, "expected an object")
+            raise located_error(source, where, "expected an object")
         values = {
             key: _text(raw.get(key), source, where, key)
             for key in (
@@ -199,9 +194,11 @@ def _parse_bank(text: str, source: str) -> tuple[tuple[Fact, ...], tuple[Attribu
         where = f"{where} ({values['id']})"
         relation = values["relation"]
         if relation not in relations:
-            raise _fail(source, where, "field 'relation'", f"{relation!r} is not in 'relations'")
+            raise located_error(
+                source, where, "field 'relation'", f"{relation!r} is not in 'relations'"
+            )
         if (relation, values["subject"]) in objects:
-            raise _fail(source, where, "field 'subject'", "appears twice in this relation")
+            raise located_error(source, where, "field 'subject'", "appears twice in this relation")
         objects[relation, values["subject"]] = values["object"]
         facts.append(
             Fact(
@@ -219,16 +216,18 @@ def _parse_bank(text: str, source: str) -> tuple[tuple[Fact, ...], tuple[Attribu
     for index, fact in enumerate(facts):
         where = f"facts[{index}] ({fact.fact_id})"
         if fact.fact_id in seen_ids:
-            raise _fail(source, where, "field 'id'", "appears twice")
+            raise located_error(source, where, "field 'id'", "appears twice")
         seen_ids.add(fact.fact_id)
         if fact.counterfactual_subject == fact.subject:
-            raise _fail(source, where, "field 'counterfactual_subject'", "equals the subject")
+            raise located_error(
+                source, where, "field 'counterfactual_subject'", "equals the subject"
+            )
         if fact.counterfactual_object == fact.object:
-            raise _fail(source, where, "field 'counterfactual_object'", "equals the object")
+            raise located_error(source, where, "field 'counterfactual_object'", "equals the object")
         # The patched run's expected answer must be true of the counterfactual subject.
         true_object = objects.get((fact.relation, fact.counterfactual_subject))
         if true_object != fact.counterfactual_object:
-            raise _fail(
+            raise located_error(
                 source,
                 where,
                 "field 'counterfactual_object'",
@@ -305,13 +304,15 @@ def _read_tsv(source: str, file: Path) -> list[tuple[int, list[str]]]:
                 records.append((start, row))
                 start = reader.line_num + 1
     except FileNotFoundError:
-        raise _fail(source, "file not found", _TSV_LAYOUT) from None
+        raise located_error(source, "file not found", _TSV_LAYOUT) from None
     except UnicodeDecodeError as error:
-        raise _fail(source, f"not UTF-8 text at byte {error.start}", _TSV_LAYOUT) from None
+        raise located_error(source, f"not UTF-8 text at byte {error.start}", _TSV_LAYOUT) from None
     except csv.Error as error:
-        raise _fail(source, f"line {start}", f"not readable as TSV ({error})") from None
+        raise located_error(source, f"line {start}", f"not readable as TSV ({error})") from None
     except OSError as error:
-        raise _fail(source, "cannot read file", error.strerror or type(error).__name__) from None
+        raise located_error(
+            source, "cannot read file", error.strerror or type(error).__name__
+        ) from None
     return records
 
 
@@ -320,11 +321,11 @@ def _header_columns(source: str, header: list[str]) -> dict[str, int]:
     wanted = (*TSV_COLUMNS, "relation")
     for name in wanted:
         if names.count(name) > 1:
-            raise _fail(source, "header (line 1)", f"column {name!r} appears twice")
+            raise located_error(source, "header (line 1)", f"column {name!r} appears twice")
     missing = [name for name in TSV_COLUMNS if name not in names]
     if missing:
         listed = ", ".join(repr(name) for name in missing)
-        raise _fail(source, "header (line 1)", f"missing column {listed}", _TSV_LAYOUT)
+        raise located_error(source, "header (line 1)", f"missing column {listed}", _TSV_LAYOUT)
     return {name: names.index(name) for name in wanted if name in names}
 
 
@@ -339,7 +340,7 @@ def _triple_from_row(
 ) -> AttributeTriple:
     where = f"row {number} (line {line})"
     if len(row) != width:
-        raise _fail(
+        raise located_error(
             source,
             where,
             f"{len(row)} tab-separated fields, but the header has {width}"
@@ -348,12 +349,12 @@ def _triple_from_row(
     values: dict[str, str] = {}
     for name, index in columns.items():
         if not row[index].strip():
-            raise _fail(source, where, f"column {name!r} is empty")
+            raise located_error(source, where, f"column {name!r} is empty")
         values[name] = row[index]
     try:
         int(values["position_source"].strip())
     except ValueError:
-        raise _fail(
+        raise located_error(
             source,
             where,
             f"column 'position_source' is {_short(values['position_source'])}, not an integer",
@@ -362,13 +363,13 @@ def _triple_from_row(
     prompt_target = _unescape(values["prompt_target"])
     prompt_source = _unescape(values["prompt_source"])
     if not _STANDALONE_X.search(prompt_target):
-        raise _fail(
+        raise located_error(
             source,
             where,
             f"column 'prompt_target' has no standalone placeholder x: {_short(prompt_target)}",
         )
     if subject not in prompt_source:
-        raise _fail(
+        raise located_error(
             source,
             where,
             f"column 'prompt_source' does not contain the subject {subject!r}:"
@@ -408,7 +409,7 @@ def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> li
     while records and not records[0][1]:
         records.pop(0)  # tolerate blank lines before the header
     if not records:
-        raise _fail(source, "file is empty", _TSV_LAYOUT)
+        raise located_error(source, "file is empty", _TSV_LAYOUT)
     columns = _header_columns(source, records[0][1])
     width = len(records[0][1])
 
