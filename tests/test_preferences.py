@@ -53,6 +53,7 @@ def fresh_registry():
     [
         '{"price": -80, "distance to work": -40, "rooms": 55.5, "noise": -10, "light": 100}',
         'Sure! {"Price": -80, "Distance to work": -40, "rooms": 55.5, "noise": -10, "light": 120} Done.',
+        '{"price": -80, "distance to work": -40, "rooms": 55.5, "noise": -10, "light": 100',  # cut at "}"
         'price: -80\ndistance to work: -40\n- rooms: 55.5\nnoise = -10\n"light": 100',
     ],
 )

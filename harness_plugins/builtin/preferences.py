@@ -103,7 +103,10 @@ def parse_report(text: str, names: Sequence[str]) -> list[float] | None:
     """The five weights in an answer given as JSON or as ``name: number`` lines; else None."""
     wanted = {name.strip().lower(): i for i, name in enumerate(names)}
     found: dict[int, float] = {}
-    match = re.search(r"\{.*\}", text or "", re.DOTALL)
+    text = text or ""
+    if "{" in text and "}" not in text[text.index("{") :]:
+        text += "}"  # generation stopped at the closing brace
+    match = re.search(r"\{.*\}", text, re.DOTALL)
     if match:
         try:
             data = json.loads(match.group(0))
@@ -119,7 +122,7 @@ def parse_report(text: str, names: Sequence[str]) -> list[float] | None:
                 ):
                     found[index] = float(value)
     if len(found) < len(names):
-        for line in (text or "").splitlines():
+        for line in text.splitlines():
             parts = re.match(rf"^\s*[-*\"']*\s*(.+?)\s*[\"']?\s*[:=]\s*({_NUMBER})\s*,?\s*$", line)
             if parts:
                 index = wanted.get(parts.group(1).strip().strip("\"'").lower())
@@ -174,7 +177,8 @@ class Preferences(ExplanationType):
     version = "1"
     description = "Can the model report the weights it uses when it chooses between two options?"
     max_gen_tokens = 160
-    stop_sequences = ("\n\n\n",)
+    # lm-eval cuts the answer at the closing brace (and drops it): the parser closes it again
+    stop_sequences = ("}", "\n\n\n")
     metrics = {
         "pearson_r": Metric(pearson_r),
         "parse_rate": Metric(mean),
