@@ -221,7 +221,8 @@ def test_instill_then_evaluate_against_the_instilled_weights(tiny_llama, tmp_pat
     for doc in docs:
         assert doc["reference_weights"] == pytest.approx(record["weights"][doc["short_name"]])
         assert doc["instilled_weights"] == doc["reference_weights"]
-    assert "learned vs instilled r =" in task.config.metadata["introspect"]["reference_summary"]
+    summary = task.config.metadata["introspect"]["reference_summary"]
+    assert "learned vs instilled r =" in summary and "choices as instilled" in summary
 
 
 def test_reference_instilled_without_an_adapter_is_one_clear_error(tiny_llama):

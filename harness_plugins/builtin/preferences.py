@@ -397,7 +397,23 @@ class Preferences(ExplanationType):
                 [[x, y] for x, y in zip(given, learned, strict=True)] for given, learned in pairs
             ]
             text += f", learned vs instilled r = {pearson_r(points):.2f}"
+            text += f", choices as instilled {self.instilled_agreement(docs):.0%}"
         return text
+
+    @staticmethod
+    def instilled_agreement(docs: Any) -> float:
+        """Share of the subject's choices that the instilled weights would make too."""
+        from harness_plugins.decision_weights_fit import instilled_choice
+
+        same = total = 0
+        for doc in docs:
+            if not doc["instilled_weights"]:
+                continue
+            for a, b, p_a in zip(doc["option_a"], doc["option_b"], doc["p_a"], strict=True):
+                choice = instilled_choice(a, b, doc["low"], doc["high"], doc["instilled_weights"])
+                same += (p_a > 0.5) == (choice == "A")
+                total += 1
+        return same / total if total else float("nan")
 
     # ------------------------------------------------------------------ explainer
 
