@@ -240,8 +240,10 @@ def main() -> int:
                 hooks = [
                     (
                         name,
-                        lambda act, hook, _cache=cache, _p=pos, _cp=cf_pos: _patch(
-                            act, _cache[hook.name], _p, _cp
+                        # the bridge calls hooks by its own names (blocks.L.hook_out), so
+                        # the site's name travels with the hook
+                        lambda act, hook, _cache=cache, _p=pos, _cp=cf_pos, _name=name: _patch(
+                            act, _cache[_name], _p, _cp
                         ),
                     )
                     for name in names
