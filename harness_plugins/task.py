@@ -228,38 +228,44 @@ class IntrospectTask(Task):
             fingerprint,
             self.options["seed"],
         )
-        with quiet_datasets():
-            result = ReferenceStore().ensure(
-                key,
-                questions,
-                needed,
-                self._build_references,
-                describe={
-                    "subject": self.subject_spec.describe(),
-                    "backend": self.options["backend"],
-                    "package_version": __version__,
-                },
-            )
-        self._docs = result.dataset.select(range(needed))
-        self._subject = None  # free a cross-mode subject; the explainer keeps its own weights
-        kept = [i for i, doc in enumerate(self._docs) if self.explanation.keep(doc, self.options)]
+        describe = {
+            "subject": self.subject_spec.describe(),
+            "backend": self.options["backend"],
+            "package_version": __version__,
+        }
+        # A type may drop documents it cannot evaluate (facts the subject does not know):
+        # read further into the questions until `needed` documents are kept, as --limit means.
+        window, built_rows, build_seconds = needed, 0, 0.0
+        while True:
+            with quiet_datasets():
+                result = ReferenceStore().ensure(
+                    key, questions, window, self._build_references, describe=describe
+                )
+            built_rows += result.built_rows
+            build_seconds += result.build_seconds
+            rows = result.dataset.select(range(window))
+            kept = [i for i, doc in enumerate(rows) if self.explanation.keep(doc, self.options)]
+            if len(kept) >= needed or window >= len(questions):
+                break
+            window = min(len(questions), 2 * window)
         if not kept:
             raise IntrospectError(
-                f"{self.config.task}: none of the first {needed} documents can be evaluated "
+                f"{self.config.task}: none of the {window} documents can be evaluated "
                 f"for {self.subject_spec.describe()} (e.g. facts it does not state unpatched); "
-                "raise --limit, or see `introspect options` for the filter"
+                "see `introspect options` for the filter"
             )
-        if len(kept) < needed:
+        if len(kept) < needed or window > needed:
             logger.warning(
-                "introspect: %s: %d of %d documents kept (the type drops the others, e.g. facts "
-                "the subject does not know)",
+                "introspect: %s: %d documents kept from the first %d (the type drops the "
+                "others, e.g. facts the subject does not know)",
                 self.config.task,
-                len(kept),
-                needed,
+                min(len(kept), needed),
+                window,
             )
-            self._docs = self._docs.select(kept)
-        if result.built_rows:
-            how = f"built {result.built_rows} references in {result.build_seconds:.1f} s ({len(self._docs)} cached in {result.path})"
+        self._docs = rows.select(kept[:needed])
+        self._subject = None  # free a cross-mode subject; the explainer keeps its own weights
+        if built_rows:
+            how = f"built {built_rows} references in {build_seconds:.1f} s ({len(self._docs)} cached in {result.path})"
         else:
             how = f"reusing {len(self._docs)} cached references from {result.path}"
         summary = self.explanation.summarize_references(self._docs) if len(self._docs) else ""
@@ -271,8 +277,8 @@ class IntrospectTask(Task):
             explainer_fingerprint=self._explainer_fingerprint(fingerprint),
             reference_cache=str(result.path),
             reference_key=key.digest(),
-            references_built=result.built_rows,
-            reference_build_seconds=round(result.build_seconds, 3),
+            references_built=built_rows,
+            reference_build_seconds=round(build_seconds, 3),
             reference_summary=summary,
         )
         return self._docs

@@ -43,6 +43,8 @@ def test_ls_tasks_lists_builtin_and_plugin_tasks_and_the_group():
 
 
 def test_self_explanation_run_writes_all_metrics_and_the_record(tiny_llama, tmp_path):
+    # Its own cache: other tests build references for the same model and options.
+    cache = {"INTROSPECT_CACHE_DIR": str(tmp_path / "cache")}
     done = lm_eval(
         tiny_llama,
         "--tasks",
@@ -52,6 +54,7 @@ def test_self_explanation_run_writes_all_metrics_and_the_record(tiny_llama, tmp_
         "--output_path",
         str(tmp_path),
         "--log_samples",
+        env=cache,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path)
@@ -65,7 +68,7 @@ def test_self_explanation_run_writes_all_metrics_and_the_record(tiny_llama, tmp_
     ]
     assert len(samples) == 3 and all(s["target"].startswith("The ") for s in samples)
 
-    again = lm_eval(tiny_llama, "--tasks", "introspect_input_ablation", "--limit", "3")
+    again = lm_eval(tiny_llama, "--tasks", "introspect_input_ablation", "--limit", "3", env=cache)
     assert again.returncode == 0
     assert "reusing 3 cached references" in again.stderr
 
@@ -81,7 +84,18 @@ def test_self_explanation_run_writes_all_metrics_and_the_record(tiny_llama, tmp_
 
 @pytest.mark.parametrize("selection", ["introspect", "introspect_*"])
 def test_group_and_glob_select_every_explanation_type(tiny_llama, tmp_path, selection):
-    done = lm_eval(tiny_llama, "--tasks", selection, "--limit", "2", "--output_path", str(tmp_path))
+    # A random tiny model states none of the attribute facts: evaluate them all.
+    done = lm_eval(
+        tiny_llama,
+        "--tasks",
+        selection,
+        "--limit",
+        "2",
+        "--output_path",
+        str(tmp_path),
+        "--metadata",
+        json.dumps({"only_known": False}),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path)["results"]
     assert {"introspect_input_ablation", "introspect_next_token"} <= set(results)

@@ -156,8 +156,8 @@ def test_self_explanation_under_the_introspect_model_loads_the_weights_once(
 def test_options_are_validated_when_the_task_is_built(tiny_llama):
     with pytest.raises(IntrospectError, match="unknown option 'sed'; did you mean 'seed'"):
         make_task({"pretrained": str(tiny_llama), "sed": 1})
-    with pytest.raises(IntrospectError, match="unknown ground-truth backend 'nnsight'"):
-        make_task({"pretrained": str(tiny_llama), "backend": "nnsight"})
+    with pytest.raises(IntrospectError, match="unknown ground-truth backend 'no-such-backend'"):
+        make_task({"pretrained": str(tiny_llama), "backend": "no-such-backend"})
     with pytest.raises(IntrospectError, match="model path '/no/such/model' does not exist"):
         make_task({"pretrained": str(tiny_llama), "subject": "/no/such/model"})
     with pytest.raises(IntrospectError, match="unknown model 'no-such-alias'"):
