@@ -16,7 +16,7 @@ from harness_plugins.builtin.activation_patching import (
     subject_last_token,
 )
 from harness_plugins.builtin.features import balanced_accuracy, label_in
-from harness_plugins.builtin.patchscopes import parse_layers
+from harness_plugins.builtin.patchscopes import PatchscopeNextToken, parse_layers
 from harness_plugins.errors import IntrospectError
 from harness_plugins.lm_eval_model import IntrospectLM
 from harness_plugins.task import IntrospectTask
@@ -135,6 +135,37 @@ def test_patchscope_identity_patch_at_the_last_layer_is_exact(lm, tiny_llama):
         f"p_at_1_layer{last:02d}",
         f"logit_lens_p_at_1_layer{last:02d}",
     }
+
+
+def test_patchscope_surprisal_of_an_empty_answer_is_that_of_end_of_sequence():
+    """lm-eval drops special tokens from generations: "" means the explainer chose EOS."""
+    from tiny_models import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    logprobs = [-5.0] * len(tokenizer)
+    logprobs[tokenizer.eos_token_id] = -2.0
+    hello = tokenizer.encode("hello", add_special_tokens=False)[0]
+    logprobs[hello] = -0.5
+    doc = {
+        "layers": [0, 1, 2],
+        "source_token": "hello",
+        "source_token_id": hello,
+        "source_logprobs": logprobs,
+        "lens_correct": [False, False, True],
+        "lens_surprisal": [5.0, 5.0, 0.5],
+    }
+
+    class Context:
+        def subject_tokenizer(self):
+            return tokenizer
+
+    scores = PatchscopeNextToken().score_results(doc, ["", "hello", " the"], Context())
+    assert scores["surprisal_layer00"] == 2.0 and scores["p_at_1_layer00"] == 0.0
+    assert scores["surprisal_layer01"] == 0.5 and scores["p_at_1_layer01"] == 1.0
+    assert scores["surprisal_layer02"] == 5.0
+    assert scores["surprisal"] == pytest.approx(2.5)
+    ends = {**doc, "source_token": tokenizer.eos_token, "source_token_id": tokenizer.eos_token_id}
+    assert PatchscopeNextToken().score_results(ends, ["", "", "x"], Context())["p_at_1"] == 2 / 3
 
 
 def test_patchscope_attributes_keep_only_known_facts_and_read_tsv(lm, tiny_llama, tmp_path):

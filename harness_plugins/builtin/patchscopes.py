@@ -235,9 +235,11 @@ class PatchscopeNextToken(ExplanationType):
         scores: dict[str, Any] = {}
         hits, surprisals = {}, {}
         for layer, text in zip(doc["layers"], results, strict=True):
-            hits[layer] = float(
-                str(text).strip() == doc["source_token"].strip() and str(text) != ""
-            )
+            if str(text):
+                hit = str(text).strip() == doc["source_token"].strip()
+            else:
+                hit = _end_of_sequence(tokenizer) == doc["source_token_id"]
+            hits[layer] = float(hit)
             surprisals[layer] = self._surprisal(doc, str(text), hits[layer], tokenizer)
             scores[f"p_at_1_layer{layer:02d}"] = hits[layer]
             scores[f"surprisal_layer{layer:02d}"] = surprisals[layer]
@@ -261,6 +263,8 @@ class PatchscopeNextToken(ExplanationType):
         """-log p_source of the explainer's token (its id in the subject's vocabulary)."""
         if hit:
             token = doc["source_token_id"]
+        elif not text and _end_of_sequence(tokenizer) is not None:
+            token = _end_of_sequence(tokenizer)
         elif tokenizer is not None and text:
             ids = tokenizer.encode(text, add_special_tokens=False)
             if not ids:
@@ -278,6 +282,11 @@ class PatchscopeNextToken(ExplanationType):
         lens = [sum(doc["lens_correct"][i] for doc in docs) / len(docs) for i in range(len(layers))]
         best = max(range(len(layers)), key=lambda i: lens[i])
         return f"{len(docs)} text positions, {len(layers)} layers; logit lens P@1 {lens[0]:.2f} at layer {layers[0]}, best {lens[best]:.2f} at layer {layers[best]}"
+
+
+def _end_of_sequence(tokenizer: Any) -> int | None:
+    """The token an empty generation stands for: lm-eval decodes without special tokens."""
+    return None if tokenizer is None else tokenizer.eos_token_id
 
 
 def _subject_end(
