@@ -172,7 +172,7 @@ def heatmaps(
                     text,
                     ha="center",
                     va="center",
-                    color="white" if text == "n/a" else "black",
+                    color="white" if text == "n/a" or image.norm(grid[i, j]) < 0.5 else "black",
                     fontsize=9,
                 )
         figure.colorbar(image, ax=axes)

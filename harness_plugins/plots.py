@@ -456,7 +456,7 @@ def save_figure(figure: Figure, path: Path) -> Path:
             continue
     try:
         with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
+            figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
