@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import field_error, json_type
+from harness_plugins.errors import field_error, json_type, read_user_file
 
 __all__ = [
     "MIN_NEUTRAL",
@@ -208,22 +208,9 @@ def load_concepts(path: str | Path | None = None) -> tuple[list[Concept], list[s
     if path is None or path == "":
         return builtin_concepts(), neutral_sentences()
     file = Path(path)
-    source = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise field_error(
-            source, "file not found", None, "expected a JSON file of concepts and neutral sentences"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise field_error(
-            source, f"not UTF-8 text at byte {error.start}", None, "expected a JSON file"
-        ) from None
-    except OSError as error:
-        raise field_error(
-            source, "cannot read file", None, error.strerror or type(error).__name__
-        ) from None
-    return concepts_from_json(text, source)
+    return concepts_from_json(
+        read_user_file(file, "expected a JSON file of concepts and neutral sentences"), str(file)
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import field_error, json_type
+from harness_plugins.errors import field_error, json_type, read_user_file
 
 __all__ = [
     "ATTRIBUTES_PER_SCENARIO",
@@ -295,22 +295,9 @@ def load_scenarios(path: str | Path | None = None) -> list[Scenario]:
     if path is None or path == "":
         return builtin_scenarios()
     file = Path(path)
-    source = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise field_error(
-            source, "file not found", None, "expected a JSON file listing decision scenarios"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise field_error(
-            source, f"not UTF-8 text at byte {error.start}", None, "expected a JSON file"
-        ) from None
-    except OSError as error:
-        raise field_error(
-            source, "cannot read file", None, error.strerror or type(error).__name__
-        ) from None
-    return scenarios_from_json(text, source)
+    return scenarios_from_json(
+        read_user_file(file, "expected a JSON file listing decision scenarios"), str(file)
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from types import TracebackType
 
 
@@ -42,6 +43,21 @@ def field_error(source: str, where: str, field: str | None, expected: str) -> In
     """File, entry, field and what was expected, on one line."""
     parts = [source, where] if field is None else [source, where, f"field {field!r}"]
     return located_error(*parts, expected)
+
+
+def read_user_file(file: Path, expected: str) -> str:
+    """A user file's UTF-8 text; missing, unreadable or not text is one line naming the file."""
+    source = str(file)
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise located_error(source, "file not found", expected) from None
+    except UnicodeDecodeError as error:
+        raise located_error(source, f"not UTF-8 text at byte {error.start}", expected) from None
+    except OSError as error:
+        raise located_error(
+            source, "cannot read file", error.strerror or type(error).__name__
+        ) from None
 
 
 def json_type(value: object) -> str:
