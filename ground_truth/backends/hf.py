@@ -63,16 +63,11 @@ def _hidden_of(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-class HFBackend(BatchedBackend):
-    """Forward hooks on a transformers model; sites named as TransformerLens names them."""
+class ModuleBackend(BatchedBackend):
+    """A batched backend over a transformers module tree: shape and weights read from it."""
 
-    name = "hf"
-
-    def __init__(
-        self, loaded: Any, batch_size: int = 16, progress: bool = True, share_prefixes: bool = True
-    ) -> None:
+    def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
-        self.share_prefixes = share_prefixes
         self.model = loaded.model
         self.layers = find_decoder_layers(self.model)
         self.embedding = self.model.get_input_embeddings()
@@ -98,6 +93,18 @@ class HFBackend(BatchedBackend):
             if isinstance(projection, torch.nn.Linear)
             else weight.contiguous()
         )
+
+
+class HFBackend(ModuleBackend):
+    """Forward hooks on a transformers model; sites named as TransformerLens names them."""
+
+    name = "hf"
+
+    def __init__(
+        self, loaded: Any, batch_size: int = 16, progress: bool = True, share_prefixes: bool = True
+    ) -> None:
+        super().__init__(loaded, batch_size=batch_size, progress=progress)
+        self.share_prefixes = share_prefixes
 
     @contextlib.contextmanager
     def _hooks(self, plan: SitePlan | None) -> Iterator[None]:

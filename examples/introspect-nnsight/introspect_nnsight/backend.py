@@ -24,8 +24,8 @@ from typing import Any
 import nnsight
 import torch
 
-from ground_truth.backends.hf import find_decoder_layers, find_mlp_output
-from ground_truth.batching import BatchedBackend, SitePlan, position_ids
+from ground_truth.backends.hf import ModuleBackend, find_mlp_output
+from ground_truth.batching import SitePlan, position_ids
 from ground_truth.primitive import parse_site
 
 Key = tuple[str, int]  # (site kind, layer) as `parse_site` returns it
@@ -39,18 +39,15 @@ def _execution_order(key: Key) -> tuple[int, int]:
     return (-1, 0) if kind == "embed" else (layer, _BLOCK_ORDER[kind])
 
 
-class NNsightBackend(BatchedBackend):
+class NNsightBackend(ModuleBackend):
     """Reads and writes as nnsight interventions; sites named as TransformerLens names them."""
 
     name = "nnsight"
 
     def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
-        self.model = loaded.model
         # The same module object, instrumented in place; several envoys may share it.
         self.envoy = nnsight.NNsight(self.model)
-        self.layers = find_decoder_layers(self.model)
-        self.embedding = self.model.get_input_embeddings()
         names = {id(module): name for name, module in self.model.named_modules()}
 
         def envoy_of(module: torch.nn.Module) -> Any:
@@ -68,26 +65,6 @@ class NNsightBackend(BatchedBackend):
                 envoy_of(find_mlp_output(self.layers[layer])),
                 "input",
             )
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.layers)
-
-    @property
-    def d_model(self) -> int:
-        return int(self.embedding.embedding_dim)
-
-    @property
-    def device(self) -> torch.device:
-        return self.embedding.weight.device
-
-    def mlp_output_weights(self, layer: int) -> torch.Tensor:
-        projection = find_mlp_output(self.layers[layer])
-        weight = projection.weight.detach().float().cpu()
-        # nn.Linear stores [d_model, d_mlp]; GPT-2's Conv1D already stores [d_mlp, d_model]
-        if isinstance(projection, torch.nn.Linear):
-            return weight.T.contiguous()
-        return weight.contiguous()
 
     # ------------------------------------------------------------------ one pass
 
