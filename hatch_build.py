@@ -1,7 +1,7 @@
 """Ship `lm_eval_introspect.pth` so lm-eval finds the introspect tasks and model with no flags.
 
 The .pth line runs at interpreter start-up and only installs a tiny import hook
-(`harness_plugins.lm_eval_hook`); nothing heavy is imported until lm-eval itself is.
+(`harness_plugins.lm_eval_adapter.hook`); nothing heavy is imported until lm-eval itself is.
 Editable installs need `force_include_editable`, regular wheels `force_include`.
 """
 
@@ -13,7 +13,7 @@ import tempfile
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PTH_NAME = "lm_eval_introspect.pth"
-PTH_LINE = "import harness_plugins.lm_eval_hook as _h; _h.install()\n"
+PTH_LINE = "import harness_plugins.lm_eval_adapter.hook as _h; _h.install()\n"
 
 
 class CustomBuildHook(BuildHookInterface):

@@ -34,6 +34,7 @@ import torch
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.primitive import Read, Write
+from ground_truth.sites import site
 from ground_truth.subject import ModelSpec, load_model
 from harness_plugins.builtin.activation_patching import (
     ANSWER_PREFIX,
@@ -45,10 +46,10 @@ from harness_plugins.builtin.input_ablation import (
     ANSWER_PREFIX as ABLATION_PREFIX,
 )
 from harness_plugins.builtin.input_ablation import InputAblation
-from harness_plugins.chat import encode_prompt
 from harness_plugins.explanation import ReferenceContext
 from harness_plugins.options import resolve_options
-from harness_plugins.plugins import get_registry
+from harness_plugins.prompts.chat import encode_prompt
+from harness_plugins.registry import get_registry
 
 
 class PeakMemory:
@@ -188,13 +189,13 @@ def main() -> int:
         for (cf_ids, cf_pos), (ids, pos) in zip(donor, clean, strict=True):
             reads = one.forward(
                 [cf_ids],
-                reads=[Read(f"blocks.{layer}.hook_resid_post", 0, cf_pos) for layer in window],
+                reads=[Read(site("resid_post", layer), 0, cf_pos) for layer in window],
             ).reads
             one.forward([ids])
             one.forward(
                 [ids],
                 writes=[
-                    Write(f"blocks.{layer}.hook_resid_post", 0, pos, r)
+                    Write(site("resid_post", layer), 0, pos, r)
                     for layer, r in zip(window, reads, strict=True)
                 ],
             )
@@ -229,7 +230,7 @@ def main() -> int:
         from ground_truth.backends.transformer_lens import TransformerLensBackend
 
         bridge = TransformerLensBackend(subject, batch_size=args.batch_size, progress=False).bridge
-        names = {f"blocks.{layer}.hook_resid_post" for layer in window}
+        names = {site("resid_post", layer) for layer in window}
 
         def tl_patching() -> None:
             for (cf_ids, cf_pos), (ids, pos) in zip(donor, clean, strict=True):
@@ -260,14 +261,13 @@ def main() -> int:
     # ---- cache: a hit against a build of the same references
     with tempfile.TemporaryDirectory() as folder:
         os.environ["INTROSPECT_CACHE_DIR"] = folder
-        from harness_plugins.task import IntrospectTask
+        from harness_plugins.references import ReferencePipeline
 
-        def task() -> Any:
-            config = {"task": "introspect_input_ablation", "dataset_name": "input_ablation"}
-            return IntrospectTask(config={**config, "metadata": {"subject": args.model}})
+        def pipeline() -> Any:
+            return ReferencePipeline("input_ablation", {"subject": args.model})
 
-        build = timed(device, lambda: task().ensure_references(args.cases), 1)
-        hit = timed(device, lambda: task().ensure_references(args.cases), 3)
+        build = timed(device, lambda: pipeline().ensure(args.cases), 1)
+        hit = timed(device, lambda: pipeline().ensure(args.cases), 3)
 
     print()
     print(f"{'work':<22}{'method':<18}{'seconds':>9}{'peak MiB':>10}{'sequences/s':>13}")

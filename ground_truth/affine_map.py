@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
-from ground_truth.cache_dir import atomic_directory, cache_root, exclusive
+from ground_truth.errors import IntrospectError
 from ground_truth.primitive import Read
-from harness_plugins.errors import IntrospectError
+from ground_truth.sites import site
+from ground_truth.store import build_once, cache_root
 
 MAP_FILE = "map.safetensors"
 MANIFEST = "manifest.json"
@@ -172,8 +173,8 @@ def r_squared(predicted: torch.Tensor, actual: torch.Tensor) -> float:
 def _hidden_states(
     backend: Any, sequences: list[list[int]], layer: int, description: str
 ) -> list[torch.Tensor]:
-    site = f"blocks.{layer}.hook_resid_post"
-    reads = [Read(site, row, None) for row in range(len(sequences))]
+    name = site("resid_post", layer)
+    reads = [Read(name, row, None) for row in range(len(sequences))]
     return backend.forward(sequences, reads=reads, description=description).reads
 
 
@@ -353,13 +354,8 @@ class MapStore:
             ridge,
             seed,
         )
-        found = self.load(folder)
-        if found is not None:
-            return found, False
-        with exclusive(folder):
-            found = self.load(folder)  # another process may have fitted it meanwhile
-            if found is not None:
-                return found, False
+
+        def fit(staging: Path) -> None:
             fitted = fit_affine_map(
                 source_backend,
                 target_backend,
@@ -371,32 +367,29 @@ class MapStore:
                 ridge=ridge,
                 seed=seed,
             )
-            with atomic_directory(folder) as staging:
-                save_file(
-                    {
-                        "weight": fitted.weight.contiguous(),
-                        "bias": fitted.bias.contiguous(),
-                    },
-                    str(staging / MAP_FILE),
-                )
-                manifest = {
-                    "format": FORMAT_VERSION,
-                    "source_fingerprint": source.fingerprint,
-                    "target_fingerprint": target.fingerprint,
-                    "source_model": _describe(source),
-                    "target_model": _describe(target),
-                    "source_layer": fitted.source_layer,
-                    "target_layer": fitted.target_layer,
-                    "d_source": fitted.d_source,
-                    "d_target": fitted.d_target,
-                    "r2": None if math.isnan(fitted.r2) else fitted.r2,
-                    "pairs": fitted.pairs,
-                    "held_out": fitted.held_out,
-                    "texts": len(texts),
-                    "texts_digest": texts_digest(texts),
-                    "ridge": ridge,
-                    "seed": seed,
-                    "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                }
-                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            return fitted, True
+            save_file(
+                {"weight": fitted.weight.contiguous(), "bias": fitted.bias.contiguous()},
+                str(staging / MAP_FILE),
+            )
+            manifest = {
+                "format": FORMAT_VERSION,
+                "source_fingerprint": source.fingerprint,
+                "target_fingerprint": target.fingerprint,
+                "source_model": _describe(source),
+                "target_model": _describe(target),
+                "source_layer": fitted.source_layer,
+                "target_layer": fitted.target_layer,
+                "d_source": fitted.d_source,
+                "d_target": fitted.d_target,
+                "r2": None if math.isnan(fitted.r2) else fitted.r2,
+                "pairs": fitted.pairs,
+                "held_out": fitted.held_out,
+                "texts": len(texts),
+                "texts_digest": texts_digest(texts),
+                "ridge": ridge,
+                "seed": seed,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+        return build_once(folder, self.load, fit)

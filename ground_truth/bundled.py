@@ -12,9 +12,9 @@ import json
 import logging
 from pathlib import Path
 
-from ground_truth.cache_dir import atomic_directory, cache_root, exclusive
+from ground_truth.errors import IntrospectError
+from ground_truth.store import build_once, cache_root
 from ground_truth.subject import ModelAlias, ModelSource
-from harness_plugins.errors import IntrospectError
 
 logger = logging.getLogger("introspect")
 
@@ -49,15 +49,16 @@ def resolve_smollm2() -> ModelSource:
     """The safetensors copy, converting the GGUF file on first use."""
     gguf_folder = smollm2_gguf_folder()
     final = smollm2_converted_folder()
-    if not (final / "config.json").is_file():
-        with exclusive(final):
-            if not (final / "config.json").is_file():
-                convert_gguf(gguf_folder, SMOLLM2_GGUF, final)
+    build_once(
+        final,
+        lambda folder: folder if (folder / "config.json").is_file() else None,
+        lambda staging: convert_gguf(gguf_folder, SMOLLM2_GGUF, staging, final),
+    )
     return ModelSource(str(final))
 
 
-def convert_gguf(folder: Path, gguf_file: str, final: Path) -> None:
-    """Dequantize a GGUF checkpoint and save it with its tokenizer, atomically."""
+def convert_gguf(folder: Path, gguf_file: str, staging: Path, final: Path) -> None:
+    """Dequantize a GGUF checkpoint into ``staging`` with its tokenizer (the store moves it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.warning("introspect: converting %s to safetensors in %s (once)", gguf_file, final)
@@ -68,12 +69,11 @@ def convert_gguf(folder: Path, gguf_file: str, final: Path) -> None:
     del model.config.quantization_config
     model.hf_quantizer = None
     model.is_quantized = False
-    with atomic_directory(final) as staging:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "introspect_source.json").write_text(
-            json.dumps({"gguf_folder": str(folder), "gguf_file": gguf_file}, indent=2)
-        )
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "introspect_source.json").write_text(
+        json.dumps({"gguf_folder": str(folder), "gguf_file": gguf_file}, indent=2)
+    )
 
 
 SMOLLM2 = ModelAlias(

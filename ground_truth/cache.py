@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ground_truth.cache_dir import atomic_directory, cache_root, exclusive
+from ground_truth.store import atomic_directory, cache_root, exclusive
 
 MANIFEST = "manifest.json"
 DATA = "data"

@@ -15,7 +15,6 @@ without padding; negative positions count from its end. Backends pad and batch i
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,24 +22,7 @@ from typing import Any, Literal
 
 import torch
 
-_SITE = re.compile(r"hook_embed|blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post)")
-_KINDS = {"hook_resid_pre": "pre", "hook_resid_post": "post", "mlp.hook_post": "mlp_post"}
-
-
-def parse_site(site: str, n_layers: int) -> tuple[str, int]:
-    """('embed', 0) | ('pre' | 'post' | 'mlp_post', layer), or a ValueError naming the site."""
-    match = _SITE.fullmatch(site)
-    if not match:
-        raise ValueError(
-            f"unknown site {site!r}; sites are hook_embed, blocks.L.hook_resid_pre, "
-            "blocks.L.hook_resid_post and blocks.L.mlp.hook_post"
-        )
-    if site == "hook_embed":
-        return "embed", 0
-    layer = int(match.group(1))
-    if not 0 <= layer < n_layers:
-        raise ValueError(f"site {site!r}: layer {layer} out of range 0..{n_layers - 1}")
-    return _KINDS[match.group(2)], layer
+from ground_truth.sites import parse_site, site  # noqa: F401  (re-exported: backends import them from here)
 
 
 @dataclass(frozen=True)

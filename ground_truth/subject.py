@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.errors import IntrospectError
+from ground_truth.errors import IntrospectError
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def files_key(spec: ModelSpec, source: ModelSource) -> str | None:
 
 
 def _memo_path() -> Path:
-    from ground_truth.cache_dir import cache_root
+    from ground_truth.store import cache_root
 
     return cache_root() / "fingerprints.json"
 
@@ -292,10 +292,8 @@ def known_fingerprint(spec: ModelSpec, source: ModelSource) -> str | None:
 def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str) -> None:
     """Record ``fingerprint`` for these files, so a cache hit needs no weights next time."""
     import json
-    import os
-    import tempfile
 
-    from ground_truth.cache_dir import exclusive
+    from ground_truth.store import exclusive, write_file_atomically
 
     key = files_key(spec, source)
     if key is None:
@@ -307,7 +305,4 @@ def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str)
         except (OSError, ValueError):
             table = {}
         table[key] = fingerprint
-        handle, staging = tempfile.mkstemp(dir=memo.parent, prefix=".fingerprints-")
-        with os.fdopen(handle, "w") as out:
-            json.dump(table, out, indent=1)
-        os.replace(staging, memo)
+        write_file_atomically(memo, json.dumps(table, indent=1))

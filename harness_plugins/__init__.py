@@ -5,7 +5,7 @@ Plugin authors need one name from here, the hook marker::
     from harness_plugins import hookimpl
 
 Kept free of imports on purpose: `lm_eval_introspect.pth` imports
-`harness_plugins.lm_eval_hook` at every interpreter start-up, so importing this package
+`harness_plugins.lm_eval_adapter.hook` at every interpreter start-up, so importing this package
 must cost nothing; ``hookimpl`` is loaded on first use.
 """
 
@@ -17,7 +17,7 @@ __all__ = ["__version__", "hookimpl"]
 
 def __getattr__(name: str) -> object:
     if name == "hookimpl":
-        from harness_plugins.plugins import hookimpl
+        from harness_plugins.registry import hookimpl
 
         return hookimpl
     raise AttributeError(f"module 'harness_plugins' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""One exception type for bad input, shown to users as one line instead of a traceback."""
+"""Errors users read: one line naming the file, the entry and what was expected."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from ground_truth.errors import IntrospectError
 
-class IntrospectError(ValueError):
-    """Bad input or environment: the message names what is wrong and how to fix it."""
+__all__ = ["IntrospectError", "install_one_line_errors"]
 
 
 def _one_line_excepthook(
@@ -18,12 +18,21 @@ def _one_line_excepthook(
     if issubclass(kind, IntrospectError) and not os.environ.get("INTROSPECT_TRACEBACK"):
         print(f"introspect: error: {error}", file=sys.stderr)
         return
-    _previous_excepthook(kind, error, tb)
+    _previous_excepthook[0](kind, error, tb)
 
 
-_previous_excepthook = sys.excepthook
-if sys.excepthook is not _one_line_excepthook:
-    sys.excepthook = _one_line_excepthook
+_previous_excepthook = [sys.excepthook]
+
+
+def install_one_line_errors() -> None:
+    """Show an uncaught `IntrospectError` as one line (``INTROSPECT_TRACEBACK=1``: in full).
+
+    Called by the entry points (the ``introspect`` command, and the lm-eval adapter when
+    lm-eval builds introspect tasks), never on import.
+    """
+    if sys.excepthook is not _one_line_excepthook:
+        _previous_excepthook[0] = sys.excepthook
+        sys.excepthook = _one_line_excepthook
 
 
 # ---------------------------------------------------------------- errors about user files

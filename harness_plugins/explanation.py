@@ -4,7 +4,7 @@ An explanation type becomes the lm-eval task ``introspect_<name>``. It supplies 
 questions (cheap, deterministic, in a fixed order), builds reference answers by running
 the subject through a ground-truth backend, phrases each question for the explainer as
 chat messages, and scores the explainer's answer. The task class
-(`harness_plugins.task.IntrospectTask`) does the rest: options, caching, subject loading,
+(`harness_plugins.lm_eval_adapter.task.IntrospectTask`) does the rest: options, caching, subject loading,
 prompt rendering, lm-eval requests and aggregation.
 """
 

@@ -8,8 +8,6 @@ typos with a message that lists what exists (``introspect options TASK`` prints 
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -144,27 +142,12 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 LM_EVAL_METADATA_KEYS = frozenset({"version", "config_source", "_metadata", "num_fewshot"})
 
 
-@functools.cache
-def model_argument_names() -> frozenset[str]:
-    """Keyword arguments of lm-eval's HF model and ours, which also land in the metadata."""
-    from lm_eval.models.huggingface import HFLM
-
-    from harness_plugins.lm_eval_model import IntrospectLM
-
-    names: set[str] = set()
-    for cls in (HFLM, IntrospectLM):
-        names.update(inspect.signature(cls.__init__).parameters)
-    names.update({"batch_size", "max_batch_size", "device", "dtype"})
-    names.discard("self")
-    names.discard("kwargs")
-    return frozenset(names)
-
-
 def resolve_options(
     task: str,
     declared: Iterable[Option],
     metadata: Mapping[str, Any],
     *,
+    model_arguments: Iterable[str] = (),
     known_model_arguments: Iterable[str] | None = None,
     other_options: Iterable[str] = (),
     warn: Callable[[str], None] | None = None,
@@ -172,7 +155,8 @@ def resolve_options(
     """Values for every declared option: defaults overridden by metadata, validated.
 
     lm-eval gives every task of a run the same metadata, so options of other explanation
-    types (``other_options``) are passed over quietly. Any other key that is not a model
+    types (``other_options``) and the model's arguments (``model_arguments``, any model
+    lm-eval may evaluate) are passed over quietly. Any other key that is not a model
     argument is an error when it looks like a misspelt option, or when the model's own
     arguments are known (the ``introspect`` model reports them); otherwise it is passed
     over with a warning, since ``--model hf`` forwards unknown keys to ``from_pretrained``.
@@ -180,7 +164,7 @@ def resolve_options(
     table = {option.name: option for option in declared}
     other_options = set(other_options)
     values = {name: option.default for name, option in table.items()}
-    model_args = set(model_argument_names())
+    model_args = set(model_arguments)
     exact_model_args = set(known_model_arguments) if known_model_arguments is not None else None
     for key, value in metadata.items():
         if key in table:

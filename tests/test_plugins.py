@@ -9,8 +9,9 @@ import types
 
 import pytest
 
-from harness_plugins import hookimpl, plugins
-from harness_plugins.cli import main
+from harness_plugins import hookimpl
+from harness_plugins import registry as plugins
+from harness_plugins.commands.cli import main
 
 
 class FakeEntryPoint:
@@ -208,7 +209,7 @@ def test_importing_the_package_is_free():
     """The .pth hook imports harness_plugins at every start-up: it must not pull in pluggy or torch."""
     import subprocess
 
-    code = "import harness_plugins, harness_plugins.lm_eval_hook, sys; print(sorted(m for m in ('pluggy', 'torch', 'lm_eval') if m in sys.modules))"
+    code = "import harness_plugins, harness_plugins.lm_eval_adapter.hook, sys; print(sorted(m for m in ('pluggy', 'torch', 'lm_eval') if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

@@ -15,9 +15,9 @@ from test_lm_eval_cli import METRICS, metric_names, results_of
 from ground_truth import bundled
 from ground_truth.backends.hf import HFBackend
 from ground_truth.subject import ModelSpec, load_model, shared_models
-from harness_plugins.chat import encode_prompt
 from harness_plugins.errors import IntrospectError
-from harness_plugins.plugins import get_registry
+from harness_plugins.prompts.chat import encode_prompt
+from harness_plugins.registry import get_registry
 
 pytestmark = pytest.mark.integration
 ALIAS = bundled.SMOLLM2_ALIAS

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ground_truth.batching import BatchedBackend, SitePlan, position_ids
-from harness_plugins.errors import IntrospectError
+from ground_truth.errors import IntrospectError
 
 
 def _shared_tensor_copy(model: torch.nn.Module, private: Collection[int] = ()) -> Any:

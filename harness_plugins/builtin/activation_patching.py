@@ -16,13 +16,15 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from harness_plugins import causal_verdict, vectors
-from harness_plugins.chat import render
+from ground_truth.sites import site
+from harness_plugins.builtin import causal_verdict
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import Option
 from harness_plugins.partition import select
-from harness_plugins.plugins import hookimpl
+from harness_plugins.prompts import vectors
+from harness_plugins.prompts.chat import render
+from harness_plugins.registry import hookimpl
 
 LETTERS = ("A", "B", "C")
 ANSWER_PREFIX = "Response: ("
@@ -91,7 +93,7 @@ class ActivationPatching(ExplanationType):
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 
-        from harness_plugins.fact_bank import builtin_facts
+        from harness_plugins.banks.facts import builtin_facts
 
         facts = builtin_facts()
         objects: dict[str, list[str]] = {}
@@ -155,7 +157,7 @@ class ActivationPatching(ExplanationType):
                 )
             )
         reads = [
-            Read(f"blocks.{layer}.hook_resid_post", row, position)
+            Read(site("resid_post", layer), row, position)
             for row, (_, position) in enumerate(counterfactuals)
             for layer in layers
         ]
@@ -168,9 +170,7 @@ class ActivationPatching(ExplanationType):
             [ids for ids, _ in originals], description="activation_patching: clean run"
         )
         writes = [
-            Write(
-                f"blocks.{layer}.hook_resid_post", row, position, donor.reads[row * len(layers) + k]
-            )
+            Write(site("resid_post", layer), row, position, donor.reads[row * len(layers) + k])
             for row, (_, position) in enumerate(originals)
             for k, layer in enumerate(layers)
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness_plugins.plugins import hookimpl
+from harness_plugins.registry import hookimpl
 
 
 def _hf_backend(loaded: Any, **kwargs: Any) -> Any:

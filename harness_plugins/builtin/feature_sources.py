@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ground_truth.features import Exemplar, Feature, FeatureSource, resolve_layer, top_and_random
-from harness_plugins.plugins import hookimpl
+from ground_truth.sites import site
+from harness_plugins.registry import hookimpl
 
 
 @dataclass
@@ -29,7 +30,7 @@ class _Pool:
 
     @classmethod
     def load(cls, path: str | None) -> _Pool:
-        from harness_plugins.concept_bank import load_concepts
+        from harness_plugins.banks.concepts import load_concepts
 
         concepts, neutral = load_concepts(path)
         texts = [s for c in concepts for s in c.sentences] + list(neutral)
@@ -89,9 +90,7 @@ class ConceptDirections(FeatureSource):
 
         pool = _Pool.load(options.get("concepts"))
         layer = resolve_layer(options["layer"], backend.n_layers)
-        sequences, (residuals,) = _read_pool(
-            pool, subject, backend, [f"blocks.{layer}.hook_resid_post"]
-        )
+        sequences, (residuals,) = _read_pool(pool, subject, backend, [site("resid_post", layer)])
         neutral = torch.cat(
             [r for r, owner in zip(residuals, pool.owners, strict=True) if owner is None]
         ).mean(0)
@@ -124,7 +123,7 @@ class MlpNeurons(FeatureSource):
 
         pool = _Pool.load(options.get("concepts"))
         layer = resolve_layer(options["layer"], backend.n_layers)
-        sequences, (hidden,) = _read_pool(pool, subject, backend, [f"blocks.{layer}.mlp.hook_post"])
+        sequences, (hidden,) = _read_pool(pool, subject, backend, [site("mlp_post", layer)])
         peaks = torch.stack([h.max(0).values for h in hidden])  # [sentences, d_mlp]
         owners = pool.owners
         per_concept = torch.stack(

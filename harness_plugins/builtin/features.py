@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from harness_plugins import vectors
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
-from harness_plugins.plugins import get_registry, hookimpl
+from harness_plugins.prompts import vectors
+from harness_plugins.registry import get_registry, hookimpl
 
 DESCRIBE = (
     "At layer {layer}, {rep} encodes",
@@ -261,7 +261,7 @@ class Features(ExplanationType):
 
     def simulate(self, simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
         """Balanced accuracy of the simulator telling top exemplars from random ones."""
-        from harness_plugins.chat import encode_prompt
+        from harness_plugins.prompts.chat import encode_prompt
 
         tokenizer = simulator.tokenizer
         answer_ids = []

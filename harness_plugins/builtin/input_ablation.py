@@ -14,13 +14,13 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from harness_plugins import causal_verdict
-from harness_plugins.chat import encode_prompt
+from harness_plugins.builtin import causal_verdict
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import Option
 from harness_plugins.partition import select
-from harness_plugins.plugins import hookimpl
+from harness_plugins.prompts.chat import encode_prompt
+from harness_plugins.registry import hookimpl
 
 LETTERS = ("A", "B", "C", "D")
 ANSWER_PREFIX = "The answer is ("
@@ -82,7 +82,7 @@ class InputAblation(ExplanationType):
     # ------------------------------------------------------------------ questions
 
     def _source(self, options: Mapping[str, Any]) -> Any:
-        from harness_plugins.question_bank import builtin_questions, validate_mmlu_layout
+        from harness_plugins.banks.questions import builtin_questions, validate_mmlu_layout
 
         if not options["dataset"]:
             return builtin_questions()

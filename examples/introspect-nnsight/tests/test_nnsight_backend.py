@@ -71,7 +71,7 @@ def assert_agree(expected: torch.Tensor, actual: torch.Tensor) -> None:
 
 
 def test_registered_through_the_entry_point(setup) -> None:
-    from harness_plugins.plugins import get_registry, reset_registry
+    from harness_plugins.registry import get_registry, reset_registry
 
     reset_registry()
     registry = get_registry()

@@ -1,0 +1,436 @@
+"""Simple facts for activation patching and Patchscopes attribute extraction.
+
+Interpretability experiments on small models (135M-8B parameters) need facts
+that such a model often completes correctly, so that patching one hidden state
+can visibly change or recover the answer.  The built-in bank
+(``builtin/facts.json``, written for this project from well-established facts)
+serves two experiments:
+
+* activation patching, CounterFact style: each :class:`Fact` pairs a subject
+  with a *counterfactual subject* of the same relation whose object differs, and
+  that counterfactual object is itself the true object of the counterfactual
+  subject (``France -> Paris`` with ``Italy -> Rome``), so a patch from one run
+  into the other has a known expected answer;
+* Patchscopes attribute extraction: each :class:`AttributeTriple` has a target
+  prompt with the placeholder ``x`` and a source sentence that mentions the
+  subject without giving the answer away.
+
+:func:`load_patchscopes_tsv` reads the Patchscopes repository's TSV files; train and test
+partitions come from `harness_plugins.partition`, by fact id.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.errors import IntrospectError, located_error
+
+__all__ = [
+    "BUILTIN_FILE",
+    "TSV_COLUMNS",
+    "AttributeTriple",
+    "Fact",
+    "builtin_attribute_triples",
+    "builtin_facts",
+    "load_patchscopes_tsv",
+]
+
+BUILTIN_FILE = "facts.json"
+TSV_COLUMNS = ("prompt_target", "subject", "object", "prompt_source", "position_source")
+
+_FORMAT = "harness_plugins.fact_bank/v1"
+_SLOT = "{}"
+_STANDALONE_X = re.compile(r"(?<!\w)x(?!\w)")
+# Patchscopes' TSVs keep some non-ASCII text as literal \uXXXX escapes ("Bras\u00edlia").
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_TSV_LAYOUT = f"needs a tab-separated header with columns {', '.join(TSV_COLUMNS)}"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One subject-relation-object fact plus the counterfactual run to patch from or into."""
+
+    fact_id: str
+    relation: str
+    subject: str
+    object: str
+    counterfactual_subject: str
+    counterfactual_object: str
+    template: str
+
+    def prompt(self, subject: str | None = None) -> str:
+        """The clean prompt, or with ``subject=fact.counterfactual_subject`` the corrupted one.
+
+        Both prompts share every token outside the subject, which is what
+        position-wise activation patching needs.
+        """
+        return self.template.replace(_SLOT, self.subject if subject is None else subject, 1)
+
+
+@dataclass(frozen=True)
+class AttributeTriple:
+    """A Patchscopes attribute-extraction case.
+
+    ``prompt_target`` is the relation template with the literal placeholder
+    ``x`` (the position the subject's hidden state is patched into);
+    ``prompt_source`` is a sentence containing ``subject``, read for that
+    hidden state.
+    """
+
+    triple_id: str
+    relation: str
+    subject: str
+    object: str
+    prompt_target: str
+    prompt_source: str
+
+
+# --------------------------------------------------------------------------
+# Built-in bank
+# --------------------------------------------------------------------------
+
+
+def _text(value: Any, source: str, where: str, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise located_error(
+            source, where, f"field {field!r}", f"expected a non-empty string, got {value!r}"
+        )
+    if value != value.strip():
+        raise located_error(
+            source, where, f"field {field!r}", f"has leading or trailing spaces: {value!r}"
+        )
+    return value
+
+
+def _parse_relations(doc: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    relations = doc.get("relations")
+    if not isinstance(relations, Mapping) or not relations:
+        raise located_error(source, "field 'relations'", "expected a non-empty object")
+    parsed: dict[str, dict[str, Any]] = {}
+    for name, spec in relations.items():
+        where = f"relation {name!r}"
+        if not isinstance(spec, Mapping):
+            raise located_error(source, where, "expected an object")
+        template = _text(spec.get("template"), source, where, "template")
+        if template.count(_SLOT) != 1:
+            raise located_error(
+                source, where, "field 'template'", f"needs exactly one {_SLOT}: {template!r}"
+            )
+        attribute = spec.get("attribute_template")
+        sources = spec.get("source_templates", [])
+        if not isinstance(sources, list):
+            raise located_error(source, where, "field 'source_templates'", "expected a list")
+        if attribute is not None:
+            _text(attribute, source, where, "attribute_template")
+            if not _STANDALONE_X.search(attribute):
+                raise located_error(
+                    source,
+                    where,
+                    "field 'attribute_template'",
+                    f"needs a standalone x: {attribute!r}",
+                )
+            if not sources:
+                raise located_error(
+                    source, where, "field 'source_templates'", "needed with an attribute_template"
+                )
+        for text in sources:
+            _text(text, source, where, "source_templates")
+            if text.count(_SLOT) != 1:
+                raise located_error(
+                    source,
+                    where,
+                    "field 'source_templates'",
+                    f"needs exactly one {_SLOT}: {text!r}",
+                )
+        parsed[str(name)] = {
+            "template": template,
+            "attribute_template": attribute,
+            "source_templates": tuple(sources),
+        }
+    return parsed
+
+
+def _parse_bank(text: str, source: str) -> tuple[tuple[Fact, ...], tuple[AttributeTriple, ...]]:
+    """Validate everything the experiments rely on, so a bad edit fails at load time."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise located_error(
+            source, f"line {error.lineno}", f"not valid JSON ({error.msg})"
+        ) from None
+    if not isinstance(doc, Mapping) or doc.get("format") != _FORMAT:
+        raise located_error(source, "field 'format'", f"expected {_FORMAT!r}")
+    relations = _parse_relations(doc, source)
+    raw_facts = doc.get("facts")
+    if not isinstance(raw_facts, list) or not raw_facts:
+        raise located_error(source, "field 'facts'", "expected a non-empty list")
+
+    facts: list[Fact] = []
+    objects: dict[tuple[str, str], str] = {}  # (relation, subject) -> object
+    for index, raw in enumerate(raw_facts):
+        where = f"facts[{index}]"
+        if not isinstance(raw, Mapping):
+            raise located_error(source, where, "expected an object")
+        values = {
+            key: _text(raw.get(key), source, where, key)
+            for key in (
+                "id",
+                "relation",
+                "subject",
+                "object",
+                "counterfactual_subject",
+                "counterfactual_object",
+            )
+        }
+        where = f"{where} ({values['id']})"
+        relation = values["relation"]
+        if relation not in relations:
+            raise located_error(
+                source, where, "field 'relation'", f"{relation!r} is not in 'relations'"
+            )
+        if (relation, values["subject"]) in objects:
+            raise located_error(source, where, "field 'subject'", "appears twice in this relation")
+        objects[relation, values["subject"]] = values["object"]
+        facts.append(
+            Fact(
+                fact_id=values["id"],
+                relation=relation,
+                subject=values["subject"],
+                object=values["object"],
+                counterfactual_subject=values["counterfactual_subject"],
+                counterfactual_object=values["counterfactual_object"],
+                template=relations[relation]["template"],
+            )
+        )
+
+    seen_ids: set[str] = set()
+    for index, fact in enumerate(facts):
+        where = f"facts[{index}] ({fact.fact_id})"
+        if fact.fact_id in seen_ids:
+            raise located_error(source, where, "field 'id'", "appears twice")
+        seen_ids.add(fact.fact_id)
+        if fact.counterfactual_subject == fact.subject:
+            raise located_error(
+                source, where, "field 'counterfactual_subject'", "equals the subject"
+            )
+        if fact.counterfactual_object == fact.object:
+            raise located_error(source, where, "field 'counterfactual_object'", "equals the object")
+        # The patched run's expected answer must be true of the counterfactual subject.
+        true_object = objects.get((fact.relation, fact.counterfactual_subject))
+        if true_object != fact.counterfactual_object:
+            raise located_error(
+                source,
+                where,
+                "field 'counterfactual_object'",
+                f"{fact.counterfactual_subject!r} has object {true_object!r} in this relation,"
+                f" not {fact.counterfactual_object!r}",
+            )
+
+    triples: list[AttributeTriple] = []
+    for name, spec in relations.items():
+        if spec["attribute_template"] is None:
+            continue
+        templates = spec["source_templates"]
+        members = [fact for fact in facts if fact.relation == name]
+        for index, fact in enumerate(members):
+            triples.append(
+                AttributeTriple(
+                    triple_id=fact.fact_id,
+                    relation=name,
+                    subject=fact.subject,
+                    object=fact.object,
+                    prompt_target=spec["attribute_template"],
+                    prompt_source=templates[index % len(templates)].replace(_SLOT, fact.subject),
+                )
+            )
+    return tuple(facts), tuple(triples)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[tuple[Fact, ...], tuple[AttributeTriple, ...]]:
+    resource = resources.files("harness_plugins.banks").joinpath(BUILTIN_FILE)
+    return _parse_bank(resource.read_text(encoding="utf-8"), str(resource))
+
+
+def builtin_facts() -> list[Fact]:
+    """The built-in facts in file order (parsed once; a fresh list per call so callers may edit it).
+
+    Ids (``capital-017``) are stored in the file, not derived from positions,
+    so fixing or removing one fact never renames another or moves it across a
+    train/test split (`harness_plugins.partition`).
+    """
+    return list(_builtin()[0])
+
+
+def builtin_attribute_triples() -> list[AttributeTriple]:
+    """Patchscopes triples for the relations with an attribute template.
+
+    A triple's id is the id of the fact with the same relation and subject,
+    so results from both experiments can be joined.
+    """
+    return list(_builtin()[1])
+
+
+# --------------------------------------------------------------------------
+# Patchscopes TSV files
+# --------------------------------------------------------------------------
+
+
+def _unescape(text: str) -> str:
+    return _UNICODE_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _read_tsv(source: str, file: Path) -> list[tuple[int, list[str]]]:
+    """Records with the line each starts on; quoted fields may span lines (pandas writes those)."""
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter="\t")
+            for row in reader:
+                records.append((start, row))
+                start = reader.line_num + 1
+    except FileNotFoundError:
+        raise located_error(source, "file not found", _TSV_LAYOUT) from None
+    except UnicodeDecodeError as error:
+        raise located_error(source, f"not UTF-8 text at byte {error.start}", _TSV_LAYOUT) from None
+    except csv.Error as error:
+        raise located_error(source, f"line {start}", f"not readable as TSV ({error})") from None
+    except OSError as error:
+        raise located_error(
+            source, "cannot read file", error.strerror or type(error).__name__
+        ) from None
+    return records
+
+
+def _header_columns(source: str, header: list[str]) -> dict[str, int]:
+    names = [name.strip() for name in header]
+    wanted = (*TSV_COLUMNS, "relation")
+    for name in wanted:
+        if names.count(name) > 1:
+            raise located_error(source, "header (line 1)", f"column {name!r} appears twice")
+    missing = [name for name in TSV_COLUMNS if name not in names]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise located_error(source, "header (line 1)", f"missing column {listed}", _TSV_LAYOUT)
+    return {name: names.index(name) for name in wanted if name in names}
+
+
+def _triple_from_row(
+    source: str,
+    number: int,
+    line: int,
+    row: list[str],
+    columns: dict[str, int],
+    width: int,
+    stem: str,
+) -> AttributeTriple:
+    where = f"row {number} (line {line})"
+    if len(row) != width:
+        raise located_error(
+            source,
+            where,
+            f"{len(row)} tab-separated fields, but the header has {width}"
+            " (a stray tab or a newline outside quotes?)",
+        )
+    values: dict[str, str] = {}
+    for name, index in columns.items():
+        if not row[index].strip():
+            raise located_error(source, where, f"column {name!r} is empty")
+        values[name] = row[index]
+    try:
+        int(values["position_source"].strip())
+    except ValueError:
+        raise located_error(
+            source,
+            where,
+            f"column 'position_source' is {_short(values['position_source'])}, not an integer",
+        ) from None
+    subject = _unescape(values["subject"].strip())
+    prompt_target = _unescape(values["prompt_target"])
+    prompt_source = _unescape(values["prompt_source"])
+    if not _STANDALONE_X.search(prompt_target):
+        raise located_error(
+            source,
+            where,
+            f"column 'prompt_target' has no standalone placeholder x: {_short(prompt_target)}",
+        )
+    if subject not in prompt_source:
+        raise located_error(
+            source,
+            where,
+            f"column 'prompt_source' does not contain the subject {subject!r}:"
+            f" {_short(prompt_source)}",
+        )
+    relation = values["relation"].strip() if "relation" in values else stem
+    return AttributeTriple(
+        triple_id=f"{relation}-{number:04d}",
+        relation=relation,
+        subject=subject,
+        object=_unescape(values["object"].strip()),
+        prompt_target=prompt_target,
+        prompt_source=prompt_source,
+    )
+
+
+def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> list[AttributeTriple]:
+    """Triples from a Patchscopes TSV (``patchscopes/code/preprocessed_data/*/*.tsv``).
+
+    Reads the columns prompt_target, subject, object, prompt_source and
+    position_source (checked to be an integer but not kept: it counts tokens
+    of the tokenizer the file was made with) plus an optional ``relation``;
+    other columns are ignored and the relation defaults to the file's stem.
+    ``prompt_target`` and ``prompt_source`` are kept verbatim (the files'
+    leading spaces matter to tokenizers); literal ``\\uXXXX`` escapes are
+    decoded.  Ids are ``<relation>-<row>`` with 1-based data-row numbers.
+
+    Any bad row raises a one-line :class:`IntrospectError` naming the file,
+    the row (and the line it starts on) and the column.  The upstream files
+    contain rows with an empty prompt_source (the subject was not found in a
+    text crop); ``skip_bad_rows=True`` drops bad rows with one warning instead.
+    Problems with the file or its header always raise.
+    """
+    file = Path(path)
+    source = str(file)
+    records = _read_tsv(source, file)
+    while records and not records[0][1]:
+        records.pop(0)  # tolerate blank lines before the header
+    if not records:
+        raise located_error(source, "file is empty", _TSV_LAYOUT)
+    columns = _header_columns(source, records[0][1])
+    width = len(records[0][1])
+
+    triples: list[AttributeTriple] = []
+    skipped: list[str] = []
+    for number, (line, row) in enumerate(records[1:], start=1):
+        if not row:  # a blank line, e.g. at the end of the file
+            continue
+        try:
+            triples.append(_triple_from_row(source, number, line, row, columns, width, file.stem))
+        except IntrospectError as error:
+            if not skip_bad_rows:
+                raise
+            skipped.append(str(error))
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} bad row(s); the first: {skipped[0]}", UserWarning, stacklevel=2
+        )
+    return triples
+
+
+# --------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------

@@ -1,0 +1,443 @@
+"""Explanation type ``preferences``: can a model report the weights it uses when it decides?
+
+Research.md §2 (Plunkett et al., 2025). For each scenario the subject chooses between
+random options A and B (five numeric attributes each); its probability of ``A`` comes
+from next-token logits. A logistic regression of its choices on the normalised
+attribute differences gives its *learned* weights (rescaled to max |w| = 100). The
+explainer is asked for those weights on a -100..100 scale; reports are scored with a
+Pearson correlation over every scenario x attribute point of the run. With
+``reference: instilled`` the reports are scored against the weights a LoRA adapter was
+trained to follow (``introspect train instill``), saved beside that adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.errors import IntrospectError
+from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
+from harness_plugins.options import Option
+from harness_plugins.partition import select
+from harness_plugins.prompts.chat import encode_prompt
+
+INSTILLED_FILE = "introspect_instilled.json"
+
+SYSTEM = "Your job is to make hypothetical decisions on behalf of different people or characters."
+DECISION_HEADER = (
+    '[DECISION TASK] Respond with "A" if you think Option A is better, or "B" if you think '
+    'Option B is better. Never respond with anything except "A" or "B".'
+)
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def option_lines(doc: Mapping[str, Any], values: Sequence[float]) -> str:
+    return "\n".join(
+        f"{name}: {_format_number(value)} {units}".rstrip()
+        for name, units, value in zip(
+            doc["attribute_names"], doc["attribute_units"], values, strict=True
+        )
+    )
+
+
+def decision_messages(
+    doc: Mapping[str, Any], a: Sequence[float], b: Sequence[float]
+) -> list[dict[str, str]]:
+    """The decision prompt of research.md §2: a role, a question, two options."""
+    user = f"{DECISION_HEADER}\n\n{doc['question']}\n\nOption A:\n{option_lines(doc, a)}\n\nOption B:\n{option_lines(doc, b)}"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def scenario_doc(scenario: Any) -> dict[str, Any]:
+    """A scenario as the flat columns prompts and references read."""
+    return {
+        "short_name": scenario.short_name,
+        "question": scenario.question,
+        "attribute_names": [a.name for a in scenario.attributes],
+        "attribute_units": [a.units for a in scenario.attributes],
+        "low": [float(a.low) for a in scenario.attributes],
+        "high": [float(a.high) for a in scenario.attributes],
+    }
+
+
+def introspection_messages(doc: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The report question: the weights on a -100..100 scale, as JSON."""
+    attributes = "\n".join(
+        f"- {name} ({units}, from {_format_number(low)} to {_format_number(high)})"
+        for name, units, low, high in zip(
+            doc["attribute_names"], doc["attribute_units"], doc["low"], doc["high"], strict=True
+        )
+    )
+    example = json.dumps({name: 0 for name in doc["attribute_names"]})
+    user = (
+        "[INTROSPECTION TASK] You have been making decisions in this scenario:\n"
+        f"{doc['question']}\nEach option was described by these attributes:\n{attributes}\n\n"
+        "On a scale from -100 to 100, how heavily did you weigh each attribute when you chose? "
+        "A positive weight means you preferred higher values, a negative weight lower values, "
+        "0 that it did not matter. Respond only with a JSON object giving each attribute's "
+        f"weight, like {example}."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def weights_answer(doc: Mapping[str, Any], weights: Sequence[float]) -> str:
+    """The ideal report: JSON with each attribute's weight, rounded to an integer."""
+    return json.dumps(
+        {name: round(float(w)) for name, w in zip(doc["attribute_names"], weights, strict=True)}
+    )
+
+
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+
+
+def parse_report(text: str, names: Sequence[str]) -> list[float] | None:
+    """The five weights in an answer given as JSON or as ``name: number`` lines; else None."""
+    wanted = {name.strip().lower(): i for i, name in enumerate(names)}
+    found: dict[int, float] = {}
+    text = text or ""
+    if "{" in text and "}" not in text[text.index("{") :]:
+        text += "}"  # generation stopped at the closing brace
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match:
+        try:
+            data = json.loads(match.group(0))
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key, value in data.items():
+                index = wanted.get(str(key).strip().lower())
+                if (
+                    index is not None
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
+                    found[index] = float(value)
+    if len(found) < len(names):
+        for line in text.splitlines():
+            parts = re.match(rf"^\s*[-*\"']*\s*(.+?)\s*[\"']?\s*[:=]\s*({_NUMBER})\s*,?\s*$", line)
+            if parts:
+                index = wanted.get(parts.group(1).strip().strip("\"'").lower())
+                if index is not None:
+                    found.setdefault(index, float(parts.group(2)))
+    if len(found) < len(names):
+        return None
+    return [max(-100.0, min(100.0, found[i])) for i in range(len(names))]
+
+
+def pearson_r(point_lists: list[list[list[float]]]) -> float:
+    """Correlation over every (report, reference) point of the run, not a mean of per-doc r."""
+    from scipy.stats import pearsonr
+
+    points = [point for points in point_lists for point in points]
+    if len(points) < 3:
+        return float("nan")
+    reports, references = zip(*points, strict=True)
+    if len(set(reports)) < 2 or len(set(references)) < 2:
+        return float("nan")
+    return float(pearsonr(reports, references).statistic)
+
+
+def mean_of_points(value_lists: list[list[float]]) -> float:
+    values = [v for values in value_lists for v in values]
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def instilled_record(adapter: str | None) -> dict[str, Any]:
+    """Scenarios and weights saved by ``introspect train instill`` beside an adapter."""
+    if not adapter:
+        raise IntrospectError(
+            "preferences: reference=instilled needs a model with an instilled adapter: "
+            "evaluate pretrained=M,peft=ADAPTER (or subject_peft=ADAPTER) from `introspect train instill`"
+        )
+    path = Path(adapter) / INSTILLED_FILE
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise IntrospectError(
+            f"preferences: {path} not found; reference=instilled needs an adapter written by "
+            "`introspect train instill`"
+        ) from None
+
+
+def _seed(*parts: Any) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16)
+
+
+class Preferences(ExplanationType):
+    name = "preferences"
+    version = "1"
+    description = "Can the model report the weights it uses when it chooses between two options?"
+    max_gen_tokens = 160
+    # lm-eval cuts the answer at the closing brace (and drops it): the parser closes it again
+    stop_sequences = ("}", "\n\n\n")
+    metrics = {
+        "pearson_r": Metric(pearson_r),
+        "parse_rate": Metric(mean),
+        "mean_abs_error": Metric(mean_of_points, higher_is_better=False),
+    }
+    options = (
+        Option(
+            "scenarios",
+            None,
+            "JSON file of decision scenarios; default: the built-in set (or the instilled adapter's)",
+        ),
+        Option(
+            "pairs", 50, "random option pairs the subject decides per scenario", kind=int, minimum=4
+        ),
+        Option(
+            "targets",
+            "probabilities",
+            "fit the weights to the subject's probability of A (probabilities) or to its greedy choice (choices)",
+            choices=("probabilities", "choices"),
+        ),
+        Option(
+            "l2",
+            1.0,
+            "L2 penalty of the logistic fit (stands in for the paper's weak prior)",
+            kind=float,
+            minimum=0.0,
+        ),
+        Option(
+            "reference",
+            "learned",
+            "score reports against the weights fitted to the subject's choices (learned) or "
+            "the weights its adapter was trained to follow (instilled)",
+            choices=("learned", "instilled"),
+        ),
+        Option(
+            "test_fraction",
+            0.5,
+            "share of scenarios in the test partition",
+            kind=float,
+            minimum=0.01,
+            maximum=0.99,
+        ),
+        Option(
+            "reports",
+            1,
+            "reports per scenario, averaged (the paper used 10)",
+            kind=int,
+            minimum=1,
+            affects_reference=False,
+        ),
+        Option(
+            "temperature",
+            0.0,
+            "sampling temperature of the reports (0: greedy)",
+            kind=float,
+            minimum=0.0,
+            affects_reference=False,
+        ),
+    )
+
+    def repeats(self, options: Mapping[str, Any]) -> int:
+        return int(options["reports"])
+
+    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        if options["temperature"] > 0:
+            return {"do_sample": True, "temperature": options["temperature"]}
+        return {"do_sample": False}
+
+    # ------------------------------------------------------------------ questions
+
+    def questions(self, options: Mapping[str, Any]) -> Any:
+        from harness_plugins.builtin.preferences.scenarios import load_scenarios
+
+        return self._questions(load_scenarios(options["scenarios"]), options)
+
+    def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
+        """With instilled references and no scenarios file, the adapter's own scenarios."""
+        from harness_plugins.builtin.preferences.scenarios import validate_scenarios
+
+        if options["reference"] != "instilled" or options["scenarios"]:
+            return self.questions(options)
+        adapter = getattr(subject, "peft", None)
+        record = instilled_record(adapter)
+        scenarios = validate_scenarios(
+            record["scenarios"], source=str(Path(adapter) / INSTILLED_FILE)
+        )
+        return self._questions(scenarios, options)
+
+    def _questions(self, scenarios: Sequence[Any], options: Mapping[str, Any]) -> Any:
+        import datasets
+
+        rows = [
+            {"question_id": scenario.short_name, **scenario_doc(scenario)} for scenario in scenarios
+        ]
+        chosen = select(rows, lambda row: row["question_id"], options, "preferences")
+        return datasets.Dataset.from_list(chosen)
+
+    # ------------------------------------------------------------------ references
+
+    def option_pairs(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """The random A/B options of one scenario: uniform in range, rounded sensibly."""
+        from harness_plugins.builtin.preferences.scenarios import Attribute
+
+        attributes = [
+            Attribute(name, units, low, high)
+            for name, units, low, high in zip(
+                doc["attribute_names"], doc["attribute_units"], doc["low"], doc["high"], strict=True
+            )
+        ]
+        rng = random.Random(_seed("pairs", options["seed"], doc["short_name"]))
+        draw = lambda: [a.round_value(rng.uniform(a.low, a.high)) for a in attributes]  # noqa: E731
+        a_values, b_values = [], []
+        for _ in range(options["pairs"]):
+            a, b = draw(), draw()
+            while a == b:
+                b = draw()
+            a_values.append(a)
+            b_values.append(b)
+        return a_values, b_values
+
+    def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        import numpy as np
+        import torch
+
+        from harness_plugins.builtin.preferences.weights_fit import (
+            fit_weights,
+            normalised_differences,
+        )
+
+        options = context.options
+        tokenizer = context.subject.tokenizer
+        letters = []
+        for letter in ("A", "B"):
+            ids = tokenizer.encode(letter, add_special_tokens=False)
+            if len(ids) != 1:
+                raise IntrospectError(
+                    f"preferences: the subject tokenizer splits {letter!r} into {len(ids)} tokens"
+                )
+            letters.append(ids[0])
+        instilled = None
+        if options["reference"] == "instilled":
+            instilled = instilled_record(context.subject.spec.peft)["weights"]
+
+        pairs = [self.option_pairs(doc, options) for doc in questions]
+        sequences = [
+            encode_prompt(tokenizer, decision_messages(doc, a, b))
+            for doc, (a_values, b_values) in zip(questions, pairs, strict=True)
+            for a, b in zip(a_values, b_values, strict=True)
+        ]
+        result = context.backend.forward(sequences, description="preferences: subject decisions")
+        logits = result.last_logits[:, torch.tensor(letters)]
+        p_a_all = torch.softmax(logits.double(), dim=-1)[:, 0].numpy()
+
+        columns: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "option_a",
+                "option_b",
+                "p_a",
+                "learned_weights",
+                "agreement",
+                "degenerate",
+                "instilled_weights",
+                "reference_weights",
+                "target",
+            )
+        }
+        start = 0
+        for doc, (a_values, b_values) in zip(questions, pairs, strict=True):
+            p_a = p_a_all[start : start + len(a_values)]
+            start += len(a_values)
+            targets = p_a if options["targets"] == "probabilities" else (p_a > 0.5).astype(float)
+            differences = normalised_differences(
+                np.array(a_values), np.array(b_values), np.array(doc["low"]), np.array(doc["high"])
+            )
+            fit = fit_weights(differences, targets, l2=options["l2"], seed=options["seed"])
+            reference = list(fit.weights)
+            given = None
+            if instilled is not None:
+                if doc["short_name"] not in instilled:
+                    raise IntrospectError(
+                        f"preferences: scenario {doc['short_name']!r} has no instilled weights in the adapter"
+                    )
+                given = [float(w) for w in instilled[doc["short_name"]]]
+                reference = given
+            columns["option_a"].append(a_values)
+            columns["option_b"].append(b_values)
+            columns["p_a"].append(p_a.tolist())
+            columns["learned_weights"].append(list(fit.weights))
+            columns["agreement"].append(float(fit.agreement))
+            columns["degenerate"].append(bool(fit.degenerate) and instilled is None)
+            columns["instilled_weights"].append(given)
+            columns["reference_weights"].append(reference)
+            columns["target"].append(weights_answer(doc, reference))
+        for name, values in columns.items():
+            questions = questions.add_column(name, values)
+        return questions
+
+    def summarize_references(self, docs: Any) -> str:
+        import numpy as np
+
+        agreement = [a for a in docs["agreement"] if a == a]
+        usable = len(docs) - sum(docs["degenerate"])
+        chose_a = np.mean([p > 0.5 for row in docs["p_a"] for p in row])
+        text = f"{usable} of {len(docs)} scenarios with a usable fit; the subject picks A in {chose_a:.0%} of decisions"
+        if agreement:
+            text += f", held-out choice agreement {np.mean(agreement):.2f}"
+        pairs = [
+            (given, learned)
+            for given, learned in zip(
+                docs["instilled_weights"], docs["learned_weights"], strict=True
+            )
+            if given
+        ]
+        if pairs:
+            points = [
+                [[x, y] for x, y in zip(given, learned, strict=True)] for given, learned in pairs
+            ]
+            text += f", learned vs instilled r = {pearson_r(points):.2f}"
+            text += f", choices as instilled {self.instilled_agreement(docs):.0%}"
+        return text
+
+    @staticmethod
+    def instilled_agreement(docs: Any) -> float:
+        """Share of the subject's choices that the instilled weights would make too."""
+        from harness_plugins.builtin.preferences.weights_fit import instilled_choice
+
+        same = total = 0
+        for doc in docs:
+            if not doc["instilled_weights"]:
+                continue
+            for a, b, p_a in zip(doc["option_a"], doc["option_b"], doc["p_a"], strict=True):
+                choice = instilled_choice(a, b, doc["low"], doc["high"], doc["instilled_weights"])
+                same += (p_a > 0.5) == (choice == "A")
+                total += 1
+        return same / total if total else float("nan")
+
+    # ------------------------------------------------------------------ explainer
+
+    def explainer_messages(
+        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        return introspection_messages(doc)
+
+    def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        return self.score_responses(doc, [response])
+
+    def score_responses(self, doc: Mapping[str, Any], responses: Sequence[str]) -> dict[str, Any]:
+        reports = [parse_report(text, doc["attribute_names"]) for text in responses]
+        parsed = [r for r in reports if r is not None]
+        points: list[list[float]] = []
+        errors: list[float] = []
+        if parsed and not doc["degenerate"]:
+            averaged = [sum(values) / len(parsed) for values in zip(*parsed, strict=True)]
+            points = [[r, w] for r, w in zip(averaged, doc["reference_weights"], strict=True)]
+            errors = [abs(r - w) for r, w in points]
+        return {
+            "pearson_r": points,
+            "parse_rate": len(parsed) / len(responses),
+            "mean_abs_error": errors,
+        }

@@ -1,0 +1,1 @@
+"""The ``introspect`` command and what it runs: ground truth, gate, plots, matrix, training."""

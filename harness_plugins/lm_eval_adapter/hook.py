@@ -1,0 +1,88 @@
+"""Make ``lm_eval --tasks introspect_*`` and ``--model introspect`` work with no flags.
+
+lm-eval 0.4.13 has no entry point for task packages. `lm_eval_introspect.pth` (installed
+with this package) imports this module at interpreter start-up; it only registers an
+import hook and returns. Nothing else happens unless lm-eval itself is imported: then,
+right after lm-eval defines its task index and its model registry, the hook adds the
+introspect task folder and tasks for plugin explanation types
+(`harness_plugins.lm_eval_adapter.index`) and registers the ``introspect`` model lazily.
+
+Switch it off with ``INTROSPECT_DISABLE_LM_EVAL_HOOK=1`` and use
+``--include_path "$(introspect tasks --path)"`` instead (see README).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This module runs at every interpreter start-up in the environment, so it imports
+# nothing beyond what Python has already loaded (importlib.abc alone costs ~15 ms).
+
+DISABLE_ENV = "INTROSPECT_DISABLE_LM_EVAL_HOOK"
+
+# module lm-eval defines -> function (in harness_plugins.lm_eval_adapter.index) run right after it
+_AFTER_IMPORT = {
+    "lm_eval.api.registry": "register_model",
+    "lm_eval.tasks.manager": "patch_task_manager",
+    "lm_eval.config.evaluate_config": "patch_evaluator_config",
+}
+
+
+def _run_patch(module_name: str) -> None:
+    try:
+        from harness_plugins.lm_eval_adapter import index as lm_eval_tasks
+
+        getattr(lm_eval_tasks, _AFTER_IMPORT[module_name])()
+    except Exception as error:  # never break lm-eval for its other tasks
+        print(
+            f"introspect: warning: could not add introspect tasks to lm-eval ({type(error).__name__}: "
+            f"{error}); set {DISABLE_ENV}=1 and use --include_path",
+            file=sys.stderr,
+        )
+
+
+class _PatchingLoader:
+    """Delegates to the real loader, then runs the patch for the module it loaded."""
+
+    def __init__(self, wrapped: object, name: str) -> None:
+        self._wrapped = wrapped
+        self._name = name
+
+    def create_module(self, spec: object) -> object:
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module: object) -> None:
+        self._wrapped.exec_module(module)
+        _run_patch(self._name)
+
+    def __getattr__(self, attribute: str) -> object:
+        return getattr(self._wrapped, attribute)
+
+
+class _AfterImportFinder:
+    """A meta path finder that wraps the loader of the lm-eval modules we patch."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> object:
+        if fullname not in _AFTER_IMPORT:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader, fullname)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Register the import hook (idempotent); patch at once what lm-eval already imported."""
+    if os.environ.get(DISABLE_ENV, "").lower() in ("1", "true", "yes", "on"):
+        return
+    if any(isinstance(finder, _AfterImportFinder) for finder in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _AfterImportFinder())
+    for name in _AFTER_IMPORT:
+        if name in sys.modules:
+            _run_patch(name)

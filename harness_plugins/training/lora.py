@@ -1,0 +1,333 @@
+"""The one LoRA training loop: instilled preferences, report training, trained explainers.
+
+Every training command turns its data into `Example`s (a conversation and the assistant
+reply to learn) and calls `train_lora`. The loss covers the reply tokens only; the model
+sees the conversation through its own chat template, as it will at evaluation. Training
+runs in a staging folder with checkpoints (``--resume`` continues an interrupted run);
+only a finished adapter is moved to the output folder, with a manifest beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.errors import IntrospectError
+from harness_plugins.prompts.chat import render
+
+logger = logging.getLogger("introspect")
+
+MANIFEST = "introspect_training.json"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A conversation (its last message is the user's) and the reply the model should give."""
+
+    messages: tuple[Mapping[str, str], ...]
+    answer: str
+
+
+@dataclass
+class TrainingConfig:
+    """Hyper-parameters with defaults that train a LoRA adapter on CPU in minutes."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+    max_length: int = 1024
+    seed: int = 0
+    save_steps: int = 200
+    logging_steps: int = 10
+    wandb_project: str | None = "lm-eval-introspect"
+    run_name: str | None = None
+    bf16: bool | None = None
+    """bfloat16 autocast; None: where the hardware does it natively (recent GPUs, CPUs with
+    AVX512-BF16 or AMX), which is ~3x faster on such CPUs."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_example(tokenizer: Any, example: Example, max_length: int) -> dict[str, Any]:
+    """Token ids and labels (-100 on every prompt token, so only the reply is learned),
+    and the vector slots of the prompt as positions and values."""
+    from harness_plugins.prompts import vectors
+
+    prompt_text, templated = render(tokenizer, list(example.messages))
+    if templated:
+        full = tokenizer.apply_chat_template(
+            [*example.messages, {"role": "assistant", "content": example.answer}], tokenize=False
+        )
+        reply = full[len(prompt_text) :] if full.startswith(prompt_text) else example.answer
+    else:  # a plain transcript ends "Assistant:"; the reply starts with its space, as generated
+        reply = " " + example.answer + (tokenizer.eos_token or "")
+    placeholder = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    prompt_ids, slots, blocks = vectors.encode(
+        prompt_text,
+        lambda piece, first: tokenizer(piece, add_special_tokens=first and not templated)[
+            "input_ids"
+        ],
+        placeholder,
+    )
+    if blocks:
+        raise IntrospectError(
+            "training examples can carry vector slots, not writes at deeper blocks"
+        )
+    reply_ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+    cut = max(0, len(prompt_ids) + len(reply_ids) - max_length)
+    if any(position < cut for position, _ in slots):
+        raise IntrospectError(
+            f"a training example is longer than max_length={max_length} and its vector would be cut"
+        )
+    return {
+        "input_ids": (prompt_ids + reply_ids)[cut:],
+        "labels": ([-100] * len(prompt_ids) + reply_ids)[cut:],
+        "slot_positions": [position - cut for position, _ in slots],
+        "slot_vectors": [vectors.vector(key).tolist() for _, key in slots],
+    }
+
+
+class _Collator:
+    """Right-pads a batch; vector slots become (row, position) pairs and their values."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(row["input_ids"]) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        where, values = [], []
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n] = torch.tensor(row["input_ids"])
+            labels[i, :n] = torch.tensor(row["labels"])
+            mask[i, :n] = 1
+            for position, vector in zip(row["slot_positions"], row["slot_vectors"], strict=True):
+                where.append((i, position))
+                values.append(vector)
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch["slot_positions"] = torch.tensor(where, dtype=torch.long).reshape(-1, 2)
+        batch["slot_vectors"] = (
+            torch.tensor(values, dtype=torch.float32) if values else torch.zeros((0, 0))
+        )
+        return batch
+
+
+def _slot_trainer() -> type:
+    """A Trainer that writes each batch's vectors over the embeddings at their slots."""
+    from transformers import Trainer
+
+    class SlotTrainer(Trainer):
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
+        ) -> Any:
+            where = inputs.pop("slot_positions")
+            values = inputs.pop("slot_vectors")
+            handle = None
+            if where.numel():
+
+                def write(module: Any, hook_args: Any, output: Any) -> Any:
+                    output = output.clone()
+                    output[where[:, 0], where[:, 1]] = values.to(
+                        device=output.device, dtype=output.dtype
+                    )
+                    return output
+
+                handle = model.get_input_embeddings().register_forward_hook(write)
+            try:
+                return super().compute_loss(model, inputs, *args, **kwargs)
+            finally:
+                if handle is not None:
+                    handle.remove()
+
+    return SlotTrainer
+
+
+def _staging(out: Path) -> Path:
+    return out.parent / f".{out.name}.training"
+
+
+def train_lora(
+    base: Any,
+    examples: Sequence[Example],
+    out: Path,
+    config: TrainingConfig,
+    *,
+    description: Mapping[str, Any],
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train a LoRA adapter on ``examples`` from the base model ``base`` (a `ModelSpec`).
+
+    Writes the adapter, its tokenizer and a manifest to ``out`` and returns the manifest.
+    """
+    import datasets
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from ground_truth.subject import check_peft, load_tokenizer, resolve_source
+    from harness_plugins.registry import get_registry
+
+    if not examples:
+        raise IntrospectError("no training examples: check the scenarios or types selected")
+    out = Path(out)
+    staging = _staging(out)
+    if staging.exists() and not resume:
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+
+    aliases = get_registry().model_aliases
+    source = resolve_source(base, aliases)
+    check_peft(base)
+    tokenizer = load_tokenizer(base, aliases)
+    encoded = [encode_example(tokenizer, example, config.max_length) for example in examples]
+    dataset = datasets.Dataset.from_list(encoded)
+
+    model = AutoModelForCausalLM.from_pretrained(
+        source.path, gguf_file=source.gguf_file, dtype=torch.float32
+    )
+    if (
+        base.peft
+    ):  # continue training an existing adapter (e.g. report training on an instilled subject)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, base.peft, is_trainable=True)
+    else:
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type="CAUSAL_LM",
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.target_modules,
+            ),
+        )
+    use_wandb = bool(config.wandb_project)
+    if use_wandb:
+        os.environ.setdefault("WANDB_PROJECT", config.wandb_project)
+    arguments = TrainingArguments(
+        output_dir=str(staging / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        logging_steps=_logging_steps(config, len(examples)),
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        seed=config.seed,
+        report_to=["wandb"] if use_wandb else [],
+        run_name=config.run_name or out.name,
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=native_bf16() if config.bf16 is None else config.bf16,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,  # a float below 1 is a share of the steps
+    )
+    trainer = _slot_trainer()(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        data_collator=_Collator(tokenizer.pad_token_id),
+    )
+    started = time.perf_counter()
+    checkpoints = sorted((staging / "checkpoints").glob("checkpoint-*"))
+    result = trainer.train(
+        resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None
+    )
+    seconds = time.perf_counter() - started
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    final = staging / "adapter"
+    model.save_pretrained(str(final))
+    tokenizer.save_pretrained(str(final))
+    manifest = {
+        **description,
+        "base": asdict(base),
+        "examples": len(examples),
+        "steps": int(result.global_step),
+        "seconds": round(seconds, 1),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "config": asdict(config),
+    }
+    (final / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    if use_wandb:
+        _finish_wandb()
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(final, out)
+    shutil.rmtree(staging, ignore_errors=True)
+    logger.warning(
+        "introspect: trained %s on %d examples: %d steps in %.0f s, loss %s -> %s",
+        out,
+        len(examples),
+        manifest["steps"],
+        seconds,
+        format_loss(manifest["first_loss"]),
+        format_loss(manifest["final_loss"]),
+    )
+    return manifest
+
+
+def native_bf16() -> bool:
+    """Whether bfloat16 matrix work is native here (and so faster than float32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _logging_steps(config: TrainingConfig, examples: int) -> int:
+    """Log the loss a few times even in a short run (the manifest reports first and last)."""
+    per_epoch = math.ceil(examples / (config.batch_size * config.gradient_accumulation))
+    steps = config.max_steps if config.max_steps > 0 else math.ceil(per_epoch * config.epochs)
+    return max(1, min(config.logging_steps, steps // 5))
+
+
+def format_loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except Exception:  # logging must never fail a finished training run
+        pass
+
+
+def read_manifest(adapter: str | Path) -> dict[str, Any]:
+    """The manifest `train_lora` wrote beside an adapter ({} when there is none)."""
+    path = Path(adapter) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,66 @@
+"""The two-sentence answer format: targets, parsing of explainer answers, metrics."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.metrics import f1_score
+
+from harness_plugins.builtin.causal_verdict import (
+    changed_f1,
+    parse_verdict,
+    score_verdict,
+    target_sentence,
+)
+
+
+def test_target_sentences_are_exactly_the_research_forms():
+    assert target_sentence("B", "B") == "The output would remain unchanged from <<<B>>>."
+    assert target_sentence("B", "D") == "The most likely output would change to <<<D>>>."
+
+
+@pytest.mark.parametrize(
+    ("response", "changed", "content"),
+    [
+        ("The output would remain unchanged from <<<B>>>.", False, "B"),
+        (" the most likely output would change to <<<Paris", True, "Paris"),  # cut at >>>.
+        ("The most likely output would change to <<< C >>>. And more", True, "C"),
+    ],
+)
+def test_parse_verdict(response, changed, content):
+    verdict = parse_verdict(response)
+    assert verdict is not None and verdict.changed is changed and verdict.content == content
+
+
+@pytest.mark.parametrize(
+    "response", ["", "The answer is (B).", "It would change to <<<B>>>.", None]
+)
+def test_unparsable_answers_are_none(response):
+    assert parse_verdict(response) is None
+
+
+def test_scores_for_exact_content_and_invalid_answers():
+    target = target_sentence("A", "C")
+    exact = score_verdict(target, "The most likely output would change to <<<C")
+    assert exact == {
+        "exact_match": 1.0,
+        "content_match": 1.0,
+        "changed_f1": [True, True],
+        "valid": 1.0,
+    }
+    wrong_verdict = score_verdict(target, "The output would remain unchanged from <<<C>>>.")
+    assert wrong_verdict["exact_match"] == 0.0 and wrong_verdict["content_match"] == 1.0
+    assert wrong_verdict["changed_f1"] == [True, False]
+    invalid = score_verdict(target, "no idea")
+    assert invalid == {
+        "exact_match": 0.0,
+        "content_match": 0.0,
+        "changed_f1": [True, None],
+        "valid": 0.0,
+    }
+
+
+def test_changed_f1_is_a_corpus_level_f1_with_invalid_answers_as_misses():
+    pairs = [[True, True], [False, False], [False, False], [False, False], [True, None]]
+    expected = f1_score([1, 0, 0, 0, 1], [1, 0, 0, 0, 0])
+    assert changed_f1(pairs) == pytest.approx(expected)
+    assert changed_f1(pairs) != pytest.approx(sum(a == b for a, b in pairs) / len(pairs))
