@@ -1,0 +1,100 @@
+"""``introspect ground-truth``: build, list and remove cached reference datasets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.commands.common import metadata_option, table, type_name
+from harness_plugins.errors import IntrospectError
+
+
+def cmd_ground_truth_build(args: argparse.Namespace) -> int:
+    from harness_plugins.references import ReferencePipeline
+
+    metadata = {**metadata_option(args.metadata), "subject": args.subject}
+    if args.subject_peft:
+        metadata["subject_peft"] = args.subject_peft
+    pipeline = ReferencePipeline(type_name(args.task), metadata)
+    docs = pipeline.ensure(args.limit or len(pipeline.questions()))
+    record = pipeline.record
+    built = record.references_built
+    how = f"built {built} in {record.reference_build_seconds:.1f} s" if built else "all from cache"
+    print(f"{pipeline.task}: {len(docs)} references for {args.subject} ({how})")
+    print(f"  subject fingerprint {record.subject_fingerprint}, key {record.reference_key}")
+    print(f"  {record.reference_cache}")
+    return 0
+
+
+def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
+    from ground_truth.cache import ReferenceStore
+
+    store = ReferenceStore()
+    entries = store.entries()
+    rows = [
+        (
+            e["explanation_type"],
+            e["type_version"],
+            e.get("subject", "?"),
+            e["subject_fingerprint"],
+            e["rows"],
+            e["updated"],
+            e["key"],
+        )
+        for e in entries
+    ]
+    if rows:
+        print(table(["type", "version", "subject", "fingerprint", "rows", "updated", "key"], rows))
+    print(f"\n{len(rows)} reference datasets in {store.root}")
+    return 0
+
+
+def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
+    from ground_truth.cache import ReferenceStore
+
+    store = ReferenceStore()
+    entries = store.entries()
+    if not (args.all or args.keys or args.type):
+        raise IntrospectError(
+            "ground-truth rm needs KEY..., --type TYPE or --all (see `introspect ground-truth ls`)"
+        )
+    chosen = [
+        e
+        for e in entries
+        if args.all
+        or (args.type and e["explanation_type"] == type_name(args.type))
+        or any(e["key"].startswith(k) for k in args.keys)
+    ]
+    unknown = [k for k in args.keys if not any(e["key"].startswith(k) for e in entries)]
+    if unknown:
+        raise IntrospectError(
+            f"no reference dataset with key {', '.join(unknown)}; `introspect ground-truth ls` lists them"
+        )
+    for entry in chosen:
+        store.remove(Path(entry["path"]))
+        print(f"removed {entry['explanation_type']} {entry['key']} ({entry['rows']} rows)")
+    print(f"{len(chosen)} removed")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    ground_truth = sub.add_parser(
+        "ground-truth", help="build, list and remove cached reference datasets"
+    )
+    gt = ground_truth.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = gt.add_parser("build", help="build (or extend) the references of a task for a subject")
+    build.add_argument("task", help="task or explanation type, e.g. introspect_input_ablation")
+    build.add_argument("--subject", required=True, help="model alias, local folder or Hub id")
+    build.add_argument("--subject-peft", help="PEFT adapter applied to the subject")
+    build.add_argument("--limit", type=int, help="build only the first N documents")
+    build.add_argument("--metadata", help="task options as JSON, as for lm_eval --metadata")
+    build.set_defaults(func=cmd_ground_truth_build)
+    gt.add_parser("ls", help="list cached reference datasets").set_defaults(
+        func=cmd_ground_truth_ls
+    )
+    rm = gt.add_parser("rm", help="remove cached reference datasets")
+    rm.add_argument("keys", nargs="*", help="keys (or key prefixes) from `ground-truth ls`")
+    rm.add_argument("--type", help="remove every dataset of this explanation type")
+    rm.add_argument("--all", action="store_true", help="remove every dataset")
+    rm.set_defaults(func=cmd_ground_truth_rm)
