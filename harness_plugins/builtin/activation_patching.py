@@ -1,6 +1,6 @@
 """Explanation type ``activation_patching``: what happens when a counterfactual residual is patched in?
 
-Research.md §1. A multiple-choice fact prompt ("Complete the fact: The capital of France
+Li et al., 2025 (docs/methods.md). A multiple-choice fact prompt ("Complete the fact: The capital of France
 is ... A. Rome B. Paris C. Madrid") is run twice: as is, and with the residual stream at
 the subject's last token overwritten, over a window of consecutive blocks, by the
 residuals of the same prompt about a counterfactual subject (Italy). The references

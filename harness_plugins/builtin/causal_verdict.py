@@ -2,7 +2,7 @@
 
 Input ablation and activation patching ask the same thing: after an intervention, does
 the subject's output stay the same or change, and to what? The reference answer is one
-of exactly two sentences (research.md §1):
+of exactly two sentences (docs/methods.md, causal types):
 
     The output would remain unchanged from <<<X>>>.
     The most likely output would change to <<<Y>>>.

@@ -1,6 +1,6 @@
 """Explanation type ``features``: what does a direction in the subject's residual stream encode?
 
-Research.md §1 (feature descriptions). The explainer reads the feature's vector through
+Li et al., 2025, feature descriptions (docs/methods.md). The explainer reads the feature's vector through
 its input embedding (``--model introspect`` writes it at the ``<rep>`` slot) and describes
 it. Three scores: ``label_match`` (the description names the reference label),
 ``mc_accuracy`` (the label ranks first by loglikelihood among k candidates) and

@@ -1,6 +1,6 @@
 """Explanation type ``input_ablation``: would the subject's answer change without the hint?
 
-Research.md §1. A multiple-choice question carries a hint sentence that suggests an
+Li et al., 2025 (docs/methods.md). A multiple-choice question carries a hint sentence that suggests an
 answer letter. The reference is the subject's own answer with the hint and without it
 (greedy over the four letters, asked through its chat template); the explainer sees the
 hinted conversation, including the subject's answer, and says how the answer would

@@ -1,4 +1,4 @@
-"""Patchscopes (research.md §3): read a subject's hidden state by patching it into the explainer.
+"""Patchscopes next-token prediction (docs/methods.md): read a subject's hidden state by patching it into the explainer.
 
 ``patchscope_next_token``: the hidden state of a source text at one position and layer is
 patched into the explainer's token-identity prompt ("cat -> cat\\n1135 -> 1135\\nhello ->

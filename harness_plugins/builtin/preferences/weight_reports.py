@@ -1,6 +1,6 @@
 """Explanation type ``preferences``: can a model report the weights it uses when it decides?
 
-Research.md §2 (Plunkett et al., 2025). For each scenario the subject chooses between
+Plunkett et al., 2025 (docs/methods.md). For each scenario the subject chooses between
 random options A and B (five numeric attributes each); its probability of ``A`` comes
 from next-token logits. A logistic regression of its choices on the normalised
 attribute differences gives its *learned* weights (rescaled to max |w| = 100). The
@@ -51,7 +51,7 @@ def option_lines(doc: Mapping[str, Any], values: Sequence[float]) -> str:
 def decision_messages(
     doc: Mapping[str, Any], a: Sequence[float], b: Sequence[float]
 ) -> list[dict[str, str]]:
-    """The decision prompt of research.md §2: a role, a question, two options."""
+    """The decision prompt of the source paper (docs/methods.md): a role, a question, two options."""
     user = f"{DECISION_HEADER}\n\n{doc['question']}\n\nOption A:\n{option_lines(doc, a)}\n\nOption B:\n{option_lines(doc, b)}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
