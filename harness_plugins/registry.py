@@ -46,13 +46,38 @@ BUILTIN_PLUGINS = (
     "harness_plugins.builtin.patchscopes",
 )
 
-# hook name -> the kind of thing it registers, as shown by `introspect plugins`
-_HOOK_KINDS = {
-    "introspect_register_explanation_types": "explanation types",
-    "introspect_register_backends": "backends",
-    "introspect_register_model_aliases": "model aliases",
-    "introspect_register_feature_sources": "feature sources",
-}
+
+@dataclass(frozen=True)
+class HookKind:
+    """One hook of the contract: what it registers, where it lands, and how it is called."""
+
+    hook: str
+    kind: str
+    """Plural display name, as ``introspect plugins`` shows it."""
+    table: str
+    """The `Registry` attribute that holds what it registers."""
+    named_by_instance: bool = False
+    """``register(instance)`` (the name is ``instance.name``) instead of ``register(name, value)``."""
+    identifier_names: bool = True
+    """Names must be lowercase identifiers (model aliases may hold dashes and dots)."""
+
+
+HOOK_KINDS: tuple[HookKind, ...] = (
+    HookKind(
+        "introspect_register_explanation_types",
+        "explanation types",
+        "explanation_types",
+        named_by_instance=True,
+    ),
+    HookKind("introspect_register_backends", "backends", "backends"),
+    HookKind(
+        "introspect_register_model_aliases",
+        "model aliases",
+        "model_aliases",
+        identifier_names=False,
+    ),
+    HookKind("introspect_register_feature_sources", "feature sources", "feature_sources"),
+)
 
 
 @dataclass
@@ -139,38 +164,34 @@ def _make_plugin_manager(records: dict[str, PluginRecord]) -> pluggy.PluginManag
 
 def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) -> Registry:
     registry = Registry()
-    targets: dict[str, dict[str, Any]] = {
-        "introspect_register_explanation_types": registry.explanation_types,
-        "introspect_register_backends": registry.backends,
-        "introspect_register_model_aliases": registry.model_aliases,
-        "introspect_register_feature_sources": registry.feature_sources,
-    }
     owners: dict[tuple[str, str], str] = {}
-    for hook_name, table in targets.items():
-        kind = _HOOK_KINDS[hook_name]
+    for hook_kind in HOOK_KINDS:
+        table = getattr(registry, hook_kind.table)
         # get_hookimpls() is in registration order: built-ins first, so they win conflicts
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+        for impl in getattr(manager.hook, hook_kind.hook).get_hookimpls():
             record = records[impl.plugin_name]
 
-            def register(*args: Any, _table=table, _record=record, _kind=kind) -> None:
-                name, value = _registration(_kind, args)
+            def register(*args: Any, _table=table, _record=record, _hook=hook_kind) -> None:
+                name, value = _registration(_hook, args)
                 if name in _table:
                     _warn(
                         _record.name,
-                        f"registers {_kind[:-1]} {name!r}, already registered by "
-                        f"{owners[(_kind, name)]!r}; the first registration is kept",
+                        f"registers {_hook.kind[:-1]} {name!r}, already registered by "
+                        f"{owners[(_hook.kind, name)]!r}; the first registration is kept",
                         _record,
                     )
                     return
                 _table[name] = value
-                owners[(_kind, name)] = _record.name
-                _record.registered.setdefault(_kind, []).append(name)
+                owners[(_hook.kind, name)] = _record.name
+                _record.registered.setdefault(_hook.kind, []).append(name)
 
             try:
                 impl.function(**({"register": register} if impl.argnames else {}))
             except Exception as error:
                 _warn(
-                    record.name, f"raised in {hook_name}: {type(error).__name__}: {error}", record
+                    record.name,
+                    f"raised in {hook_kind.hook}: {type(error).__name__}: {error}",
+                    record,
                 )
     registry.plugins = list(records.values())
     return registry
@@ -179,17 +200,17 @@ def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) ->
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def _registration(kind: str, args: tuple[Any, ...]) -> tuple[str, Any]:
-    if kind == "explanation types":
+def _registration(hook: HookKind, args: tuple[Any, ...]) -> tuple[str, Any]:
+    if hook.named_by_instance:
         if len(args) != 1 or not isinstance(getattr(args[0], "name", None), str):
-            raise TypeError("register(explanation_type) takes one ExplanationType instance")
+            raise TypeError(f"register(instance) takes one object with a name for {hook.kind}")
         name, value = args[0].name, args[0]
     elif len(args) != 2 or not isinstance(args[0], str):
-        raise TypeError(f"register(name, value) takes a name and a value for {kind}")
+        raise TypeError(f"register(name, value) takes a name and a value for {hook.kind}")
     else:
         name, value = args
-    if kind != "model aliases" and not _NAME.fullmatch(name):
-        raise ValueError(f"{kind[:-1]} name {name!r} must be a lowercase identifier")
+    if hook.identifier_names and not _NAME.fullmatch(name):
+        raise ValueError(f"{hook.kind[:-1]} name {name!r} must be a lowercase identifier")
     return name, value
 
 
