@@ -3,9 +3,10 @@
 An explanation type becomes the lm-eval task ``introspect_<name>``. It supplies the
 questions (cheap, deterministic, in a fixed order), builds reference answers by running
 the subject through a ground-truth backend, phrases each question for the explainer as
-chat messages, and scores the explainer's answer. The task class
-(`harness_plugins.lm_eval_adapter.task.IntrospectTask`) does the rest: options, caching, subject loading,
-prompt rendering, lm-eval requests and aggregation.
+chat messages, and scores the explainer's answer. The reference pipeline
+(`harness_plugins.references`) does options, caching and subject loading; the lm-eval
+adapter (`harness_plugins.lm_eval_adapter.task`) does prompt rendering, requests and
+aggregation.
 """
 
 from __future__ import annotations
