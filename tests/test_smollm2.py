@@ -10,7 +10,8 @@ import importlib.util
 
 import pytest
 from conftest import run_cli
-from test_lm_eval_cli import METRICS, metric_names, results_of
+from results_helpers import CAUSAL_METRICS as METRICS
+from results_helpers import metric_names, results_of
 
 from ground_truth import bundled
 from ground_truth.backends.hf import HFBackend

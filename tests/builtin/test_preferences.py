@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import run_cli
-from test_lm_eval_cli import metric_names, results_of
+from results_helpers import metric_names, results_of
 
 from ground_truth import subject as subject_module
 from harness_plugins.builtin.preferences.scenarios import builtin_scenarios

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import run_cli
-from test_lm_eval_cli import metric_names, results_of
+from results_helpers import metric_names, results_of
 
 from ground_truth.primitive import Read, Write
 from harness_plugins.builtin.activation_patching import (

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from results_helpers import CAUSAL_METRICS, metric_names, results_of
 
-METRICS = {"exact_match", "content_match", "changed_f1", "valid"}
-
-
-def results_of(output: Path) -> dict:
-    files = sorted(output.rglob("results_*.json"))
-    assert files, f"no results file under {output}"
-    return json.loads(files[-1].read_text())
-
-
-def metric_names(task_results: dict) -> set[str]:
-    return {key.split(",")[0] for key in task_results if "," in key and "_stderr" not in key}
+METRICS = CAUSAL_METRICS
 
 
 def lm_eval(model_dir: Path, *args: str, model: str = "introspect", env=None):

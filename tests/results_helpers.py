@@ -1,0 +1,18 @@
+"""Reading lm-eval results files in tests: shared by every test that runs the real `lm_eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CAUSAL_METRICS = {"exact_match", "content_match", "changed_f1", "valid"}
+
+
+def results_of(output: Path) -> dict:
+    files = sorted(output.rglob("results_*.json"))
+    assert files, f"no results file under {output}"
+    return json.loads(files[-1].read_text())
+
+
+def metric_names(task_results: dict) -> set[str]:
+    return {key.split(",")[0] for key in task_results if "," in key and "_stderr" not in key}
