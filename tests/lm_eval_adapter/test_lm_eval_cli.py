@@ -172,6 +172,10 @@ def test_opt_out_hides_the_tasks_and_include_path_brings_them_back(tiny_llama):
             ["--metadata", '{"subject": "/no/such/model"}'],
             "introspect: error: model path '/no/such/model' does not exist",
         ),
+        (  # no close match: known as a misspelling only because the model's arguments are
+            ["--metadata", '{"zzz_unheard_of": 1}'],
+            "introspect: error: introspect_input_ablation: unknown option 'zzz_unheard_of'",
+        ),
     ],
 )
 def test_bad_input_is_one_error_line_before_any_model_loads(tiny_llama, extra, message):
