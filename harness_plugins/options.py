@@ -138,6 +138,16 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+NO_INTERNALS = Option(
+    "no_internals",
+    False,
+    "control run: the vector slot holds a random vector of the same norm, to show whether "
+    "the explainer uses the vector at all",
+    kind=bool,
+    affects_reference=False,
+)
+"""Declared by the types whose prompts carry a subject vector in a slot."""
+
 # Keys lm-eval itself puts into a task's metadata.
 LM_EVAL_METADATA_KEYS = frozenset({"version", "config_source", "_metadata", "num_fewshot"})
 

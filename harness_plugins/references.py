@@ -56,6 +56,9 @@ class ReferenceRecord:
     reference_build_seconds: float = 0.0
     reference_summary: str = ""
     cross_model_maps: dict[str, Any] | None = field(default=None)
+    num_fewshot: int = 0
+    """Solved examples before each question (``--num_fewshot``), drawn from the train partition."""
+    fewshot_reference_key: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready form lm-eval writes into its results (fields not yet known left out)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CAUSAL_METRICS = {"exact_match", "content_match", "changed_f1", "valid"}
+CAUSAL_METRICS = {"exact_match", "content_match", "changed_f1", "valid", "unchanged_rate"}
 
 
 def results_of(output: Path) -> dict:

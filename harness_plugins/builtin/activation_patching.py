@@ -20,7 +20,7 @@ from ground_truth.sites import site
 from harness_plugins.builtin import causal_verdict
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
-from harness_plugins.options import Option
+from harness_plugins.options import NO_INTERNALS, Option
 from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
 from harness_plugins.prompts.chat import render
@@ -72,6 +72,7 @@ class ActivationPatching(ExplanationType):
     stop_sequences = causal_verdict.STOP_SEQUENCES
     max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
     options = (
+        NO_INTERNALS,
         Option("first_layer", -1, "first patched block (-1: a quarter of the depth)", kind=int),
         Option("window", 8, "number of consecutive blocks patched", kind=int, minimum=1),
         Option(
@@ -207,7 +208,12 @@ class ActivationPatching(ExplanationType):
         span = f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0])
         text = fact_question(doc["prompt"], doc["choices"]) + "\n" + ANSWER_PREFIX
         question = QUESTION.format(
-            rep=vectors.slot(doc["vector"], options["vector_scale"], layer=layers[0]),
+            rep=vectors.slot(
+                doc["vector"],
+                options["vector_scale"],
+                layer=layers[0],
+                control=doc["question_id"] if options["no_internals"] else None,
+            ),
             layers=span,
             token=doc["token"],
             text=text,

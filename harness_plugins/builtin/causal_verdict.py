@@ -70,7 +70,10 @@ def _normalise(text: str) -> str:
 
 
 def score_verdict(target: str, response: str) -> dict[str, Any]:
-    """exact_match, content_match, valid, and the (reference, predicted) changed pair."""
+    """exact_match, content_match, valid, the (reference, predicted) changed pair, and the
+    trivial baseline ``unchanged_rate``: 1 when the reference says "unchanged", so its mean
+    is what always answering "unchanged" (with the right X) scores on exact and content
+    match (its changed_f1 is 0). Skill is what a score adds to it."""
     reference = parse_verdict(target)
     if reference is None:
         raise ValueError(f"reference {target!r} is not in the two-sentence form")
@@ -82,6 +85,7 @@ def score_verdict(target: str, response: str) -> dict[str, Any]:
         ),
         "changed_f1": [reference.changed, None if predicted is None else predicted.changed],
         "valid": float(predicted is not None),
+        "unchanged_rate": float(not reference.changed),
     }
 
 
@@ -101,4 +105,5 @@ VERDICT_METRICS = {
     "content_match": Metric(mean),
     "changed_f1": Metric(changed_f1),
     "valid": Metric(mean),
+    "unchanged_rate": Metric(mean, higher_is_better=False),
 }

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
-from harness_plugins.options import Option
+from harness_plugins.options import NO_INTERNALS, Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
 from harness_plugins.registry import get_registry, hookimpl
@@ -78,6 +78,7 @@ class Features(ExplanationType):
         "simulation": Metric(mean),
     }
     options = (
+        NO_INTERNALS,
         Option(
             "source", "concepts", "feature source: concepts, neurons, or one a plugin registers"
         ),
@@ -212,7 +213,10 @@ class Features(ExplanationType):
         self, doc: Mapping[str, Any], options: Mapping[str, Any]
     ) -> list[dict[str, str]]:
         rep = vectors.slot(
-            doc["vector"], options["vector_scale"] * doc["embedding_norm"], layer=doc["layer"]
+            doc["vector"],
+            options["vector_scale"] * doc["embedding_norm"],
+            layer=doc["layer"],
+            control=doc["question_id"] if options["no_internals"] else None,
         )
         if options["prompt"] == "meaning":
             content = MEANING.format(rep=rep) + " Answer with a few words."

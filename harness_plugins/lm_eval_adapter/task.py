@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,8 +50,9 @@ class IntrospectTask(Task):
         )
         name = config.get("task") or task_name_for(type_name)
         metadata = dict(config.get("metadata") or {})
+        self._known_model_arguments = live_model_arguments()
         self.pipeline = ReferencePipeline(
-            type_name, metadata, task=name, known_model_arguments=live_model_arguments()
+            type_name, metadata, task=name, known_model_arguments=self._known_model_arguments
         )
         self.explanation = self.pipeline.explanation
         self.options = self.pipeline.options
@@ -89,10 +91,11 @@ class IntrospectTask(Task):
                 {"metric": metric, "higher_is_better": spec.higher_is_better}
                 for metric, spec in self.explanation.metrics.items()
             ],
-            num_fewshot=0,
+            num_fewshot=None,  # lm-eval's --num_fewshot applies (0 when not given)
             metadata={**metadata, "version": self.explanation.version},
         )
         self._vectors: VectorTable | None = None
+        self._shots: Any = None
         self._publish_record()
 
     def _publish_record(self) -> None:
@@ -175,9 +178,16 @@ class IntrospectTask(Task):
         gen_prefix: str | None = None,
         **_: Any,
     ) -> str:
-        """The explainer prompt: its own chat template, unless lm-eval is asked to apply one."""
+        """The explainer prompt: its own chat template, unless lm-eval is asked to apply one.
+
+        With ``--num_fewshot K`` the conversation opens with K solved examples from the
+        *train* partition (never test), each the type's question and its reference answer.
+        """
         with self._vector_table().active():
-            messages = self.explanation.explainer_messages(doc, self.options)
+            messages = [
+                *self._fewshot_messages(doc, num_fewshot),
+                *self.explanation.explainer_messages(doc, self.options),
+            ]
         if not self.explanation.uses_chat:
             return messages[-1]["content"]
         if system_instruction:
@@ -193,6 +203,42 @@ class IntrospectTask(Task):
             return chat.plain_transcript(messages)
         text, _ = chat.render(tokenizer, messages, self.options["chat_format"])
         return text
+
+    def _fewshot_messages(self, doc: Mapping[str, Any], k: int) -> list[dict[str, str]]:
+        """K solved train-partition examples as alternating user/assistant turns."""
+        if not k:
+            return []
+        if not self.explanation.uses_chat:
+            raise IntrospectError(
+                f"{self.config.task}: --num_fewshot needs a question-and-answer type; this one "
+                "patches hidden states into a fixed prompt: run it with --num_fewshot 0"
+            )
+        if self._shots is None:
+            train = ReferencePipeline(
+                self.explanation.name,
+                {**self.pipeline.metadata, "partition": "train"},
+                task=self.config.task,
+                known_model_arguments=self._known_model_arguments,
+            )
+            pool = min(len(train.questions()), max(4 * k, 16))
+            self._shots = train.ensure(pool)
+            self.pipeline.record.num_fewshot = k
+            self.pipeline.record.fewshot_reference_key = train.record.reference_key
+            self._publish_record()
+        if len(self._shots) < k:
+            raise IntrospectError(
+                f"{self.config.task}: --num_fewshot {k} but the train partition has only "
+                f"{len(self._shots)} examples"
+            )
+        rng = random.Random(f"{self.options['seed']}:{doc['question_id']}")
+        messages: list[dict[str, str]] = []
+        for index in rng.sample(range(len(self._shots)), k):
+            shot = self._shots[index]
+            turns = self.explanation.explainer_messages(shot, self.options)
+            if messages:  # one system message, at the top
+                turns = [m for m in turns if m["role"] != "system"]
+            messages += [*turns, {"role": "assistant", "content": self.explanation.target(shot)}]
+        return messages
 
     def construct_requests(self, doc: Mapping[str, Any], ctx: str, **kwargs: Any) -> list[Instance]:
         kwargs.pop("apply_chat_template", None)

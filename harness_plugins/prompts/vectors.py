@@ -133,8 +133,30 @@ def register_vector(vector: Any, scale: float = 1.0, layer: int | None = None) -
     return _current().register(vector, scale, layer, None)[0]
 
 
-def slot(vector: Any, scale: float = 1.0, layer: int | None = None) -> str:
-    """The text of one vector slot, with its delimiters; ``layer``: the subject layer it is from."""
+def no_internals_control(vector: Any, key: str) -> Any:
+    """A random vector of ``vector``'s norm, seeded by ``key``: the no-internals control.
+
+    Put in a slot instead of the subject's vector, it asks whether the explainer uses the
+    vector at all (scores that stay the same come from the question's text alone).
+    """
+    import torch
+
+    value = torch.as_tensor(vector, dtype=torch.float32)
+    seed = int(hashlib.sha256(f"no-internals:{key}".encode()).hexdigest()[:12], 16)
+    noise = torch.randn(value.shape, generator=torch.Generator().manual_seed(seed))
+    return noise * (value.norm() / noise.norm().clamp_min(1e-12))
+
+
+def slot(
+    vector: Any, scale: float = 1.0, layer: int | None = None, control: str | None = None
+) -> str:
+    """The text of one vector slot, with its delimiters; ``layer``: the subject layer it is from.
+
+    ``control``: a key (the document's id) that replaces the vector by the no-internals
+    control (`no_internals_control`).
+    """
+    if control is not None:
+        vector = no_internals_control(vector, control)
     return f"{BEGIN}<rep:{register_vector(vector, scale, layer)}>{END}"
 
 

@@ -46,6 +46,7 @@ def test_scores_for_exact_content_and_invalid_answers():
         "content_match": 1.0,
         "changed_f1": [True, True],
         "valid": 1.0,
+        "unchanged_rate": 0.0,
     }
     wrong_verdict = score_verdict(target, "The output would remain unchanged from <<<C>>>.")
     assert wrong_verdict["exact_match"] == 0.0 and wrong_verdict["content_match"] == 1.0
@@ -56,7 +57,11 @@ def test_scores_for_exact_content_and_invalid_answers():
         "content_match": 0.0,
         "changed_f1": [True, None],
         "valid": 0.0,
+        "unchanged_rate": 0.0,
     }
+    # the trivial baseline follows the reference, never the answer
+    unchanged = score_verdict(target_sentence("B", "B"), "no idea")
+    assert unchanged["unchanged_rate"] == 1.0
 
 
 def test_changed_f1_is_a_corpus_level_f1_with_invalid_answers_as_misses():

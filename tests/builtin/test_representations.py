@@ -254,6 +254,7 @@ def test_all_representation_tasks_through_lm_eval_and_the_plot(tiny_llama, tmp_p
         "content_match",
         "changed_f1",
         "valid",
+        "unchanged_rate",
     }
     assert {"p_at_1_layer00", "logit_lens_p_at_1_layer01", "surprisal"} <= metric_names(
         results["introspect_patchscope_next_token"]

@@ -88,7 +88,13 @@ def test_scoring_an_explainer_answer(tiny_llama):
     doc = task.ensure_references(1)[0]
     assert task.process_results(doc, [doc["target"]])["exact_match"] == 1.0
     assert task.process_results(doc, ["I am not sure."])["valid"] == 0.0
-    assert set(task.aggregation()) == {"exact_match", "content_match", "changed_f1", "valid"}
+    assert set(task.aggregation()) == {
+        "exact_match",
+        "content_match",
+        "changed_f1",
+        "valid",
+        "unchanged_rate",
+    }
 
 
 def test_train_and_test_partitions_share_no_question(tiny_llama):
@@ -213,3 +219,36 @@ def test_types_that_need_one_tokenizer_reject_a_subject_with_another(tiny_llama,
             {"pretrained": str(tiny_llama), "subject": str(other)}, type_name="same_tokenizer"
         )
     make_task({"pretrained": str(tiny_llama), "subject": str(other)})  # input_ablation is text-only
+
+
+def test_few_shot_examples_are_solved_train_documents(tiny_llama):
+    task = make_task({"pretrained": str(tiny_llama)})
+    doc = task.ensure_references(1)[0]
+    prompt = task.fewshot_context(doc, num_fewshot=2)
+    train = make_task({"pretrained": str(tiny_llama), "partition": "train"})
+    shots = task._shots
+    assert set(shots["question_id"]) <= set(train._all_questions()["question_id"])
+    assert doc["question_id"] not in set(shots["question_id"])
+    used = [shot for shot in shots if shot["target"] in prompt and shot["question"] in prompt]
+    assert len(used) == 2
+    assert prompt.rstrip().endswith(task.fewshot_context(doc, num_fewshot=0).rstrip()[-200:])
+    assert task.config.metadata["introspect"]["num_fewshot"] == 2
+    # the same document always gets the same examples
+    assert task.fewshot_context(doc, num_fewshot=2) == prompt
+
+
+def test_the_no_internals_control_keeps_the_norm_and_drops_the_vector(tiny_llama):
+    from harness_plugins.prompts import vectors
+
+    def slot_vector(options):
+        task = make_task({"pretrained": str(tiny_llama), **options}, "activation_patching")
+        doc = task.ensure_references(1)[0]
+        prompt = task.fewshot_context(doc, num_fewshot=0)
+        (piece,) = [p for p in vectors.parse(prompt) if p.slot is not None]
+        return torch.as_tensor(doc["vector"]), vectors.vector(piece.slot)
+
+    original, shown = slot_vector({})
+    torch.testing.assert_close(shown, original)
+    original, control = slot_vector({"no_internals": True})
+    assert not torch.allclose(control, original)
+    torch.testing.assert_close(control.norm(), original.norm())
