@@ -70,6 +70,9 @@ class ExplanationType(ABC):
     description: str = ""
     options: Sequence[Option] = ()
     metrics: Mapping[str, Metric] = {}
+    baselines: Mapping[str, str | float] = {}
+    """metric -> what a reader compares it with: another metric of the same run (a trivial
+    answer, the logit lens, a probe) or a constant (chance). ``introspect report`` shows it."""
     output_type: str = "generate_until"
     stop_sequences: Sequence[str] = ("\n",)
     max_gen_tokens: int = 50

@@ -69,6 +69,7 @@ class ActivationPatching(ExplanationType):
     description = "How would the output change if a counterfactual residual were patched over the subject token?"
     needs_vectors = True
     metrics = causal_verdict.VERDICT_METRICS
+    baselines = causal_verdict.VERDICT_BASELINES
     stop_sequences = causal_verdict.STOP_SEQUENCES
     max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
     options = (

@@ -100,6 +100,13 @@ def changed_f1(pairs: Sequence[Sequence[Any]]) -> float:
     return float(f1_score(truth, predicted, pos_label=True, zero_division=0.0))
 
 
+# What always answering "unchanged" scores; changed_f1's trivial value is 0.
+VERDICT_BASELINES: dict[str, str | float] = {
+    "exact_match": "unchanged_rate",
+    "content_match": "unchanged_rate",
+    "changed_f1": 0.0,
+}
+
 VERDICT_METRICS = {
     "exact_match": Metric(mean),
     "content_match": Metric(mean),

@@ -75,8 +75,11 @@ class Features(ExplanationType):
     metrics = {
         "label_match": Metric(mean),
         "mc_accuracy": Metric(mean),
+        "mc_chance": Metric(mean),
         "simulation": Metric(mean),
     }
+    # chance: one of k candidates; balanced accuracy of a coin
+    baselines = {"mc_accuracy": "mc_chance", "simulation": 0.5}
     options = (
         NO_INTERNALS,
         Option(
@@ -253,6 +256,7 @@ class Features(ExplanationType):
         return {
             "label_match": float(label_in(description, doc["label"])),
             "mc_accuracy": float(chosen),
+            "mc_chance": 1.0 / len(doc["candidates"]),
             "simulation": simulation,
         }
 
@@ -260,6 +264,7 @@ class Features(ExplanationType):
         return {
             "label_match": float(label_in(response, doc["label"])),
             "mc_accuracy": float("nan"),
+            "mc_chance": float("nan"),
             "simulation": float("nan"),
         }
 

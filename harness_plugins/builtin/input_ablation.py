@@ -48,6 +48,7 @@ class InputAblation(ExplanationType):
     version = "1"
     description = "Would the subject's multiple-choice answer change if the hint were removed?"
     metrics = causal_verdict.VERDICT_METRICS
+    baselines = causal_verdict.VERDICT_BASELINES
     stop_sequences = causal_verdict.STOP_SEQUENCES
     max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
     options = (

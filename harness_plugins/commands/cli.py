@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_arguments(matrix_parser)
     matrix_parser.set_defaults(func=matrix.run)
 
+    from harness_plugins.commands import report
+
+    report_parser = sub.add_parser(
+        "report", help="report card of an lm-eval run: every score beside its baseline"
+    )
+    report.add_arguments(report_parser)
+    report_parser.set_defaults(func=report.run)
+
     from harness_plugins.commands import gate
 
     gate_parser = sub.add_parser(

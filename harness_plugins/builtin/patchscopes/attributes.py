@@ -65,6 +65,7 @@ class PatchscopeAttributes(ExplanationType):
     uses_chat = False
     stop_sequences = ("\n",)
     metrics = per_layer_metrics((), [("accuracy", True), ("probe_accuracy", True)])
+    baselines = {"accuracy": "probe_accuracy"}
     options = (
         Option(
             "layers",

@@ -39,6 +39,7 @@ class PatchscopeNextToken(ExplanationType):
     uses_chat = False
     max_gen_tokens = 1
     stop_sequences = ()
+    baselines = {"p_at_1": "logit_lens_p_at_1", "surprisal": "logit_lens_surprisal"}
     metrics = per_layer_metrics(
         (),
         [

@@ -183,6 +183,7 @@ class Preferences(ExplanationType):
         "parse_rate": Metric(mean),
         "mean_abs_error": Metric(mean_of_points, higher_is_better=False),
     }
+    baselines = {"pearson_r": 0.0}  # reports unrelated to the weights
     options = (
         Option(
             "scenarios",

@@ -1,0 +1,89 @@
+"""``introspect report``: every score beside the baseline its explanation type names."""
+
+from __future__ import annotations
+
+import json
+
+from harness_plugins.commands.cli import main
+from harness_plugins.commands.report import report_rows
+
+
+def results(task: str, explanation_type: str, metrics: dict, mode: str = "self") -> dict:
+    entries = {}
+    for name, (value, stderr) in metrics.items():
+        entries[f"{name},none"] = value
+        entries[f"{name}_stderr,none"] = stderr
+    return {
+        "results": {task: {"alias": task, **entries}},
+        "configs": {
+            task: {"metadata": {"introspect": {"explanation_type": explanation_type, "mode": mode}}}
+        },
+        "n-samples": {task: {"original": 100, "effective": 20}},
+    }
+
+
+def test_causal_scores_stand_beside_the_unchanged_rate():
+    rows = report_rows(
+        results(
+            "introspect_input_ablation",
+            "input_ablation",
+            {
+                "exact_match": (0.3, 0.1),
+                "content_match": (0.5, 0.1),
+                "changed_f1": (0.2, "N/A"),
+                "valid": (1.0, 0.0),
+                "unchanged_rate": (0.45, 0.11),
+            },
+            mode="cross",
+        )
+    )
+    by_metric = {row.metric: row for row in rows}
+    assert "unchanged_rate" not in by_metric  # shown as a baseline, not as a score
+    exact = by_metric["exact_match"]
+    assert (exact.baseline, exact.baseline_value, exact.baseline_stderr) == (
+        "unchanged_rate",
+        0.45,
+        0.11,
+    )
+    assert exact.n == 20 and exact.mode == "cross"
+    assert by_metric["changed_f1"].baseline_value == 0.0 and by_metric["changed_f1"].stderr is None
+    assert by_metric["valid"].baseline == ""
+
+
+def test_patchscope_scores_stand_beside_the_logit_lens_and_layers_are_left_out():
+    rows = report_rows(
+        results(
+            "introspect_patchscope_next_token",
+            "patchscope_next_token",
+            {
+                "p_at_1": (0.54, 0.02),
+                "logit_lens_p_at_1": (0.17, 0.02),
+                "p_at_1_layer03": (0.9, 0.01),
+                "surprisal": (3.5, 0.1),
+                "logit_lens_surprisal": (5.3, 0.1),
+            },
+        )
+    )
+    assert [(r.metric, r.baseline) for r in rows] == [
+        ("p_at_1", "logit_lens_p_at_1"),
+        ("surprisal", "logit_lens_surprisal"),
+    ]
+
+
+def test_the_command_prints_the_card_and_names_a_bad_file(tmp_path, capsys):
+    path = tmp_path / "results_2026-01-01T00-00-00.json"
+    path.write_text(
+        json.dumps(
+            results(
+                "introspect_features",
+                "features",
+                {"mc_accuracy": (0.4, 0.1), "mc_chance": (0.2, 0.0)},
+            )
+        )
+    )
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mc_accuracy" in out and "0.400 ± 0.100" in out and "mc_chance" in out
+    (tmp_path / "results_2027-01-01T00-00-00.json").write_text("{}")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no introspect task" in capsys.readouterr().err
