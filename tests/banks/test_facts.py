@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness_plugins.banks import facts as fact_bank
-from harness_plugins.banks import questions as question_bank
+from harness_plugins.banks import question_reasoning, question_topics
 from harness_plugins.banks.facts import (
     AttributeTriple,
     Fact,
@@ -200,8 +200,8 @@ def test_spot_check_prompts(facts: list[Fact]) -> None:
 
 
 def test_successor_relations_are_complete(facts: list[Fact]) -> None:
-    days = list(question_bank._DAYS)
-    months = list(question_bank._MONTHS)
+    days = list(question_reasoning._DAYS)
+    months = list(question_reasoning._MONTHS)
     next_day = {f.subject: f.object for f in facts if f.relation == "next_day"}
     next_month = {f.subject: f.object for f in facts if f.relation == "next_month"}
     assert next_day == {d: days[(i + 1) % 7] for i, d in enumerate(days)}
@@ -210,10 +210,10 @@ def test_successor_relations_are_complete(facts: list[Fact]) -> None:
 
 def test_agrees_with_question_bank(facts: list[Fact]) -> None:
     """Facts shared with question_bank's tables must not drift apart."""
-    capitals = {c[0]: c[2] for c in question_bank._COUNTRIES}
-    continents = {c[0]: c[4] for c in question_bank._COUNTRIES}
-    symbols = {name.lower(): symbol for name, symbol, _ in question_bank._ELEMENTS}
-    city_country = {city: country for city, country, _ in question_bank._CITIES}
+    capitals = {c[0]: c[2] for c in question_topics._COUNTRIES}
+    continents = {c[0]: c[4] for c in question_topics._COUNTRIES}
+    symbols = {name.lower(): symbol for name, symbol, _ in question_topics._ELEMENTS}
+    city_country = {city: country for city, country, _ in question_topics._CITIES}
     checked = Counter()
     for fact in facts:
         table = {

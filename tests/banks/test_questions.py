@@ -22,6 +22,7 @@ from typing import Any
 import datasets
 import pytest
 
+from harness_plugins.banks import question_topics
 from harness_plugins.banks import questions as question_bank
 from harness_plugins.banks.questions import (
     MMLU_COLUMNS,
@@ -139,8 +140,8 @@ def test_enough_topics(rows: list[dict[str, Any]]) -> None:
 
 
 def test_fact_tables_are_large_enough() -> None:
-    assert len(question_bank._COUNTRIES) >= 80
-    assert len(question_bank._ELEMENTS) >= 40
+    assert len(question_topics._COUNTRIES) >= 80
+    assert len(question_topics._ELEMENTS) >= 40
 
 
 # ---------------------------------------------------------------- determinism
@@ -184,7 +185,7 @@ def test_same_rows_under_other_hash_seed(rows: list[dict[str, Any]], hash_seed: 
 def test_ids_do_not_depend_on_topic_order(
     rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(question_bank, "_TOPICS", tuple(reversed(question_bank._TOPICS)))
+    monkeypatch.setattr(question_bank, "TOPICS", tuple(reversed(question_bank.TOPICS)))
     question_bank._bank_rows.cache_clear()
     try:
         reordered = builtin_questions().to_list()
@@ -228,7 +229,7 @@ def test_spot_checked_facts(rows: list[dict[str, Any]], question: str, answer: s
 
 
 def test_capital_distractors_are_other_capitals(rows: list[dict[str, Any]]) -> None:
-    capitals = {capital for _, _, capital, _, _ in question_bank._COUNTRIES}
+    capitals = {capital for _, _, capital, _, _ in question_topics._COUNTRIES}
     for r in by_subject(rows, "world_capitals"):
         if r["question"].startswith("What is the capital of"):
             assert set(r["choices"]) <= capitals, r
@@ -359,8 +360,8 @@ def test_number_sequences_continue_the_pattern(rows: list[dict[str, Any]]) -> No
 
 
 def test_chemical_symbol_distractors_are_real_symbols(rows: list[dict[str, Any]]) -> None:
-    symbols = {s for _, s, _ in question_bank._ELEMENTS}
-    names = {n for n, _, _ in question_bank._ELEMENTS}
+    symbols = {s for _, s, _ in question_topics._ELEMENTS}
+    names = {n for n, _, _ in question_topics._ELEMENTS}
     for r in by_subject(rows, "chemical_symbols"):
         pool = symbols if r["question"].startswith("What is the chemical symbol") else names
         assert set(r["choices"]) <= pool, r
