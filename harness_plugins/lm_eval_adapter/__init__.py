@@ -3,3 +3,10 @@
 Everything lm-eval specific lives here; the reference pipeline (`harness_plugins.references`)
 knows nothing of lm-eval's Task.
 """
+
+MODEL_NAME = "introspect"
+"""``lm_eval --model introspect``."""
+GROUP = "introspect"
+"""``lm_eval --tasks introspect``: every explanation type, plugin types included."""
+DATASET_PATH = "introspect"
+"""The ``dataset_path`` of every introspect task: how the index tells our tasks from others."""

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-GROUP = "introspect"
-DATASET_PATH = "introspect"
+from harness_plugins.lm_eval_adapter import DATASET_PATH, GROUP, MODEL_NAME
+
 MODEL_TARGET = "harness_plugins.lm_eval_adapter.model:IntrospectLM"
 
 
@@ -30,8 +30,8 @@ def register_model() -> None:
     import lm_eval.models  # noqa: F401  (see harness_plugins/lm_eval_model.py for why)
     from lm_eval.api.registry import model_registry
 
-    if "introspect" not in model_registry:
-        model_registry.register("introspect", target=MODEL_TARGET)
+    if MODEL_NAME not in model_registry:
+        model_registry.register(MODEL_NAME, target=MODEL_TARGET)
 
 
 def _is_defaults(path: Any) -> bool:
@@ -106,7 +106,7 @@ def known_model_arguments() -> set[str] | None:
     live = live_model_arguments()
     if live is not None:
         return live
-    if _command_line_model.get("model") == "introspect":
+    if _command_line_model.get("model") == MODEL_NAME:
         # what lm-eval passes besides the model_args (create_from_arg_string)
         return {"pretrained", "peft", "batch_size", "max_batch_size", "device"} | set(
             _command_line_model.get("model_args") or ()

@@ -22,9 +22,8 @@ from lm_eval.models.huggingface import HFLM
 
 from ground_truth.subject import LoadedModel, ModelSpec, check_peft, resolve_source, shared_models
 from harness_plugins.errors import IntrospectError
+from harness_plugins.lm_eval_adapter import MODEL_NAME
 from harness_plugins.registry import get_registry
-
-MODEL_NAME = "introspect"
 
 _live: weakref.WeakSet[IntrospectLM] = weakref.WeakSet()
 
