@@ -134,7 +134,7 @@ def _fsync_tree(folder: Path) -> None:
         _fsync(path)
 
 
-def _sha256(file: Path) -> str:
+def file_sha256(file: Path) -> str:
     digest = hashlib.sha256()
     with file.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -149,7 +149,7 @@ def _files(folder: Path) -> list[Path]:
 def write_checksums(folder: Path) -> None:
     """Record size and SHA-256 of every file in ``folder``; the entry's last write."""
     table = {
-        str(file.relative_to(folder)): [file.stat().st_size, _sha256(file)]
+        str(file.relative_to(folder)): [file.stat().st_size, file_sha256(file)]
         for file in _files(folder)
     }
     staging = folder / f"{STAGING_PREFIX}{CHECKSUMS}"
@@ -180,7 +180,7 @@ def entry_problem(final: Path, full: bool = True) -> str | None:
             size = file.stat().st_size
             if size != expected[0]:
                 return f"{name} has {size} bytes, {expected[0]} were written"
-            if full and _sha256(file) != expected[1]:
+            if full and file_sha256(file) != expected[1]:
                 return f"{name} does not match its checksum"
         except FileNotFoundError:
             return f"{name} is missing"

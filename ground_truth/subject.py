@@ -145,6 +145,23 @@ def resolve_source(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> ModelS
     return ModelSource(spec.pretrained, spec.gguf_file)
 
 
+def layer_count(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> int | None:
+    """The subject's number of blocks from its config, without loading weights (None: unknown)."""
+    try:
+        from transformers import AutoConfig
+
+        source = resolve_source(spec, aliases)
+        kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+        config = AutoConfig.from_pretrained(source.path, revision=spec.revision, **kwargs)
+    except IntrospectError:
+        raise
+    except Exception:  # remote or unusual configs: the check runs once the model is loaded
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    count = getattr(text, "num_hidden_layers", None)
+    return int(count) if isinstance(count, int) else None
+
+
 def _alias_list(aliases: Mapping[str, ModelAlias]) -> str:
     return "aliases: " + (", ".join(sorted(aliases)) or "none")
 

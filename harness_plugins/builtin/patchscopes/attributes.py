@@ -75,6 +75,7 @@ class PatchscopeAttributes(ExplanationType):
             "data",
             None,
             "Patchscopes TSV (prompt_target, subject, object, prompt_source, position_source); default: built-in triples",
+            names_file=True,
         ),
         Option(
             "new_tokens",
