@@ -32,6 +32,7 @@ from ground_truth.store import (
     lock_path,
     read_entry,
     remove_entry,
+    tidy,
 )
 
 MANIFEST = "manifest.json"
@@ -104,7 +105,7 @@ class ReferenceStore:
 
     def load(self, key: ReferenceKey) -> Any | None:
         """The cached dataset for ``key`` (all rows built so far), or None when absent or broken."""
-        return read_entry(self.path(key), _load_dataset)[0]
+        return read_entry(self.path(key), load_dataset)[0]
 
     def ensure(
         self,
@@ -125,10 +126,11 @@ class ReferenceStore:
         folder = self.path(key)
         existing = self.load(key)
         if existing is not None and len(existing) >= needed:
+            tidy(folder)
             return CacheResult(existing, 0, 0.0, folder)
         with exclusive(folder):
             existing, problem = read_entry(
-                folder, _load_dataset
+                folder, load_dataset
             )  # another process may have built it
             if problem is not None:
                 discard(folder, problem)
@@ -162,7 +164,7 @@ class ReferenceStore:
                     "build_seconds": round(previous.get("build_seconds", 0.0) + seconds, 3),
                 }
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            built, problem = read_entry(folder, _load_dataset)
+            built, problem = read_entry(folder, load_dataset)
             if built is None:
                 raise RuntimeError(f"{folder}: built, but the entry does not read back ({problem})")
             return CacheResult(built, needed - have, seconds, folder)
@@ -197,7 +199,7 @@ class ReferenceStore:
         lock_path(folder).unlink(missing_ok=True)
 
 
-def _load_dataset(folder: Path) -> Any:
+def load_dataset(folder: Path) -> Any:
     import datasets
 
     if not (folder / MANIFEST).is_file():

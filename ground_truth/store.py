@@ -249,6 +249,30 @@ def remove_stale(final: Path, keep: str | None) -> None:
             path.unlink(missing_ok=True)
 
 
+def tidy(final: Path) -> None:
+    """Remove what a killed builder left beside a sound ``final``, if no builder is at work.
+
+    Best effort, on a cache hit: skipped while another process holds the lock, and
+    silent on a read-only cache (the leftovers are hidden and harmless until then).
+    """
+    from filelock import FileLock, Timeout
+
+    current = current_version(final)
+    stale = [
+        p
+        for pattern in (f"{version_prefix(final)}*", f"{STAGING_PREFIX}{final.name}-*")
+        for p in final.parent.glob(pattern)
+        if p.name != current
+    ]
+    if not stale:
+        return
+    try:
+        with FileLock(str(lock_path(final)), timeout=0):
+            remove_stale(final, keep=current_version(final))
+    except (Timeout, OSError):
+        pass
+
+
 def current_version(final: Path) -> str | None:
     """The version folder ``final`` points to, if it is a pointer."""
     return os.readlink(final) if final.is_symlink() else None
@@ -323,6 +347,7 @@ def build_once(
     """
     found, _ = read_entry(final, load, full)
     if found is not None:
+        tidy(final)
         return found, False
     with exclusive(final):
         found, problem = read_entry(final, load, full)  # another process may have built it

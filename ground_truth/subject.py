@@ -8,6 +8,7 @@ explainer's weights for the ground truth instead of loading them a second time.
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Callable, Mapping
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ground_truth.errors import IntrospectError
+
+logger = logging.getLogger("introspect")
 
 
 @dataclass(frozen=True)
@@ -316,10 +319,13 @@ def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str)
     if key is None:
         return
     memo = _memo_path()
-    with exclusive(memo):
-        try:
-            table = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            table = {}
-        table[key] = fingerprint
-        write_file_atomically(memo, json.dumps(table, indent=1))
+    try:
+        with exclusive(memo):
+            try:
+                table = json.loads(memo.read_text())
+            except (OSError, ValueError):
+                table = {}
+            table[key] = fingerprint
+            write_file_atomically(memo, json.dumps(table, indent=1))
+    except (OSError, IntrospectError) as error:  # a memo only saves time: never fail a run
+        logger.debug("introspect: fingerprint memo %s not written: %s", memo, error)

@@ -64,15 +64,23 @@ def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
-    """Check every entry of the cache (references, maps, converted models) against its checksums."""
-    from ground_truth.store import cache_root, entry_paths, entry_problem
+    """Check every cache entry (references, maps, converted models) against its checksums,
+    and that reference datasets and maps load."""
+    from ground_truth.affine_map import MapStore
+    from ground_truth.cache import load_dataset
+    from ground_truth.store import cache_root, entry_paths, read_entry
 
+    loaders = {
+        "ground_truth": load_dataset,
+        "maps": MapStore.load,
+        "models": lambda folder: folder if (folder / "config.json").is_file() else None,
+    }
     root = cache_root()
     checked = broken = 0
-    for kind in ("ground_truth", "maps", "models"):
+    for kind, load in loaders.items():
         for entry in entry_paths(root / kind):
             checked += 1
-            problem = entry_problem(entry, full=True)
+            _, problem = read_entry(entry, load, full=True)
             if problem is not None:
                 broken += 1
                 print(f"BROKEN {entry.relative_to(root)}: {problem}")
