@@ -86,9 +86,15 @@ def cache_writes(final: Path) -> Iterator[None]:
         if error.errno not in WRITE_ERRNOS:
             raise
         where = getattr(error, "filename", None)
-        if where and not str(Path(where).absolute()).startswith(str(final.parent.absolute())):
+        if where and not _within_cache(Path(where), final):
             raise
         raise write_error(final, error) from None
+
+
+def _within_cache(path: Path, final: Path) -> bool:
+    """Whether ``path`` is ``final``'s folder, inside it, or one of the folders above it."""
+    path, folder = path.absolute(), final.parent.absolute()
+    return path == folder or folder in path.parents or path in folder.parents
 
 
 @contextlib.contextmanager

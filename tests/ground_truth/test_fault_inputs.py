@@ -156,6 +156,7 @@ def test_a_non_positive_lm_eval_limit_is_an_error(tiny_llama, limit):
         ("features", {"layer": -3}, "layer -3 is out of range"),
         ("activation_patching", {"first_layer": 0, "window": 5}, "window 5 from block 0"),
         ("activation_patching", {"first_layer": 4}, "first_layer 4 outside 0..1"),
+        ("patchscope_next_token", {"layers": "0,9"}, "layers='0,9' outside 0..1"),
     ],
 )
 def test_out_of_range_layers_and_windows_fail_before_weights_load(
@@ -185,6 +186,18 @@ def test_a_cache_that_cannot_be_written_is_one_line_and_nothing_half_written(
     assert "cannot write the cache entry" in line and os.strerror(code) in line
     monkeypatch.undo()
     assert snapshot(root) == before
+
+
+def test_a_cache_root_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    root = tmp_path / "new" / "cache"
+    read_only(monkeypatch, tmp_path / "new")
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(root))
+    from test_faults import KEY, QUESTIONS, doubling
+
+    with pytest.raises(IntrospectError, match="cannot write the cache entry"):
+        ReferenceStore().ensure(KEY, QUESTIONS, 2, doubling(), describe={})
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_disk_that_fills_during_the_build_is_one_line(tiny_llama, monkeypatch, capsys):

@@ -99,6 +99,9 @@ class PatchscopeAttributes(ExplanationType):
         ),
     )
 
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        parse_layers(options["layers"], n_layers)
+
     def _triples(self, options: Mapping[str, Any]) -> list[Any]:
         from harness_plugins.banks.facts import builtin_attribute_triples, load_patchscopes_tsv
 
