@@ -53,6 +53,7 @@ def resolve_smollm2() -> ModelSource:
         final,
         lambda folder: folder if (folder / "config.json").is_file() else None,
         lambda staging: convert_gguf(gguf_folder, SMOLLM2_GGUF, staging, final),
+        full=False,  # sizes only on every load; `introspect ground-truth verify` hashes it
     )
     return ModelSource(str(final))
 

@@ -1,8 +1,10 @@
 """Reference datasets on disk: `datasets.Dataset`s keyed by what determines their content.
 
-Key: explanation type and its version, the options that change references, the subject
-fingerprint and the seed. Each entry is a folder with the dataset and a manifest, written
-atomically under a lock. Entries grow by prefix: documents come in a fixed order, so an
+Key: explanation type and its version, the options that change references (a file an
+option names by the hash of its content), the subject fingerprint and the seed. Each entry
+is a folder with the dataset and a manifest, written through `ground_truth.store`: under a
+lock, checksummed, switched in atomically, and checked on every read (a damaged entry is
+reported, removed and rebuilt). Entries grow by prefix: documents come in a fixed order, so an
 evaluation with ``--limit 50`` builds 50 references, and a later one with ``--limit 200``
 reuses those and builds the next 150.
 """
@@ -13,14 +15,25 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ground_truth.store import atomic_directory, cache_root, exclusive
+from ground_truth.store import (
+    atomic_directory,
+    cache_root,
+    cache_writes,
+    discard,
+    entry_paths,
+    entry_problem,
+    exclusive,
+    lock_path,
+    read_entry,
+    remove_entry,
+    tidy,
+)
 
 MANIFEST = "manifest.json"
 DATA = "data"
@@ -91,13 +104,8 @@ class ReferenceStore:
         return self.root / key.folder_name()
 
     def load(self, key: ReferenceKey) -> Any | None:
-        """The cached dataset for ``key`` (all rows built so far), or None."""
-        import datasets
-
-        folder = self.path(key)
-        if not (folder / MANIFEST).is_file():
-            return None
-        return datasets.load_from_disk(str(folder / DATA))
+        """The cached dataset for ``key`` (all rows built so far), or None when absent or broken."""
+        return read_entry(self.path(key), load_dataset)[0]
 
     def ensure(
         self,
@@ -118,9 +126,14 @@ class ReferenceStore:
         folder = self.path(key)
         existing = self.load(key)
         if existing is not None and len(existing) >= needed:
+            tidy(folder)
             return CacheResult(existing, 0, 0.0, folder)
         with exclusive(folder):
-            existing = self.load(key)  # another process may have built it meanwhile
+            existing, problem = read_entry(
+                folder, load_dataset
+            )  # another process may have built it
+            if problem is not None:
+                discard(folder, problem)
             have = 0 if existing is None else len(existing)
             if have >= needed:
                 return CacheResult(existing, 0, 0.0, folder)
@@ -135,7 +148,7 @@ class ReferenceStore:
             )
             seconds = time.perf_counter() - started
             previous = self._manifest(folder)
-            with atomic_directory(folder) as staging, quiet_datasets():
+            with cache_writes(folder), atomic_directory(folder) as staging, quiet_datasets():
                 combined.save_to_disk(str(staging / DATA))
                 manifest = {
                     **describe,
@@ -151,9 +164,10 @@ class ReferenceStore:
                     "build_seconds": round(previous.get("build_seconds", 0.0) + seconds, 3),
                 }
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            return CacheResult(
-                datasets.load_from_disk(str(folder / DATA)), needed - have, seconds, folder
-            )
+            built, problem = read_entry(folder, load_dataset)
+            if built is None:
+                raise RuntimeError(f"{folder}: built, but the entry does not read back ({problem})")
+            return CacheResult(built, needed - have, seconds, folder)
 
     def _manifest(self, folder: Path) -> dict[str, Any]:
         try:
@@ -161,22 +175,52 @@ class ReferenceStore:
         except (OSError, ValueError):
             return {}
 
-    def entries(self) -> list[dict[str, Any]]:
-        """Manifests of every complete entry, with their folder, newest first."""
-        if not self.root.is_dir():
-            return []
+    def entries(self, full: bool = False) -> list[dict[str, Any]]:
+        """Manifests of every entry with its folder and ``problem`` (None when sound), newest first.
+
+        ``full``: compare every file's checksum (else sizes only). A broken entry is listed
+        with what its folder name tells (type and key) so that it can be removed.
+        """
         found = []
-        for folder in self.root.iterdir():
-            manifest = self._manifest(folder) if folder.is_dir() else {}
-            if manifest:
-                manifest["path"] = str(folder)
-                found.append(manifest)
+        for folder in entry_paths(self.root):
+            problem = entry_problem(folder, full)
+            manifest = self._manifest(folder) if problem is None else {}
+            if not manifest:
+                problem = problem or "its manifest is unreadable"
+                manifest = _from_name(folder.name)
+            manifest["path"] = str(folder)
+            manifest["problem"] = problem
+            found.append(manifest)
         return sorted(found, key=lambda m: m.get("updated", ""), reverse=True)
 
     def remove(self, folder: Path) -> None:
         with exclusive(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-        (folder.parent / f".{folder.name}.lock").unlink(missing_ok=True)
+            remove_entry(folder)
+        lock_path(folder).unlink(missing_ok=True)
+
+
+def load_dataset(folder: Path) -> Any:
+    import datasets
+
+    if not (folder / MANIFEST).is_file():
+        return None
+    return datasets.load_from_disk(str(folder / DATA))
+
+
+def _from_name(name: str) -> dict[str, Any]:
+    """What a folder name ``TYPE-vVERSION-FINGERPRINT-KEY`` tells about a broken entry."""
+    head, _, key = name.rpartition("-")
+    head, _, fingerprint = head.rpartition("-")
+    kind, _, version = head.rpartition("-v")
+    return {
+        "explanation_type": kind or name,
+        "type_version": version or "?",
+        "subject": "?",
+        "subject_fingerprint": fingerprint or "?",
+        "rows": 0,
+        "updated": "",
+        "key": key or name,
+    }
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ground_truth.errors import IntrospectError
+
 
 @dataclass(frozen=True)
 class Exemplar:
@@ -60,7 +62,10 @@ def resolve_layer(layer: int, n_layers: int) -> int:
         return n_layers // 2
     index = layer + n_layers if layer < 0 else layer
     if not 0 <= index < n_layers:
-        raise ValueError(f"layer {layer} out of range for a model with {n_layers} blocks")
+        raise IntrospectError(
+            f"features: layer {layer} is out of range for a subject with {n_layers} blocks; "
+            f"pick a layer from {-n_layers} to {n_layers - 1} (-1: the middle one)"
+        )
     return index
 
 

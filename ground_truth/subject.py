@@ -8,6 +8,7 @@ explainer's weights for the ground truth instead of loading them a second time.
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Callable, Mapping
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ground_truth.errors import IntrospectError
+
+logger = logging.getLogger("introspect")
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,23 @@ def resolve_source(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> ModelS
             "`introspect models` lists the aliases"
         )
     return ModelSource(spec.pretrained, spec.gguf_file)
+
+
+def layer_count(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> int | None:
+    """The subject's number of blocks from its config, without loading weights (None: unknown)."""
+    try:
+        from transformers import AutoConfig
+
+        source = resolve_source(spec, aliases)
+        kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+        config = AutoConfig.from_pretrained(source.path, revision=spec.revision, **kwargs)
+    except IntrospectError:
+        raise
+    except Exception:  # remote or unusual configs: the check runs once the model is loaded
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    count = getattr(text, "num_hidden_layers", None)
+    return int(count) if isinstance(count, int) else None
 
 
 def _alias_list(aliases: Mapping[str, ModelAlias]) -> str:
@@ -299,10 +319,13 @@ def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str)
     if key is None:
         return
     memo = _memo_path()
-    with exclusive(memo):
-        try:
-            table = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            table = {}
-        table[key] = fingerprint
-        write_file_atomically(memo, json.dumps(table, indent=1))
+    try:
+        with exclusive(memo):
+            try:
+                table = json.loads(memo.read_text())
+            except (OSError, ValueError):
+                table = {}
+            table[key] = fingerprint
+            write_file_atomically(memo, json.dumps(table, indent=1))
+    except (OSError, IntrospectError) as error:  # a memo only saves time: never fail a run
+        logger.debug("introspect: fingerprint memo %s not written: %s", memo, error)

@@ -100,6 +100,14 @@ class ExplanationType(ABC):
         (an instilled adapter brings its own scenarios)."""
         return self.questions(options)
 
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        """Raise `IntrospectError` when an option names blocks the subject does not have.
+
+        Called with the subject's block count before its weights load (when its config
+        tells it), and again by `build_references` implementations that resolve layers.
+        """
+        return None
+
     @abstractmethod
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         """``questions`` plus reference columns, one row each in the same order.

@@ -8,6 +8,7 @@ typos with a message that lists what exists (``introspect options TASK`` prints 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ class Option:
     maximum: float | None = None
     affects_reference: bool = True
     """Part of the reference-dataset cache key (False for explainer-side options)."""
+    names_file: bool = False
+    """The value may name a local file or folder: the cache key holds a hash of its content."""
 
     def parse(self, value: Any, task: str) -> Any:
         """Convert a --metadata / --model_args value to this option's type, or explain why not."""
@@ -194,6 +197,31 @@ def resolve_options(
         if warn is not None:
             warn(f"{task}: {key!r} is not an option of this task; it is ignored here")
     return values
+
+
+def content_key(value: Any) -> tuple[Any, dict[str, str] | None]:
+    """(cache-key value, manifest record) for the value of a `Option.names_file` option.
+
+    A local file is keyed by its SHA-256, a local folder by the hashes of all its files
+    (``.git`` left out), so an edited file, or another file at the same path, gets its
+    own references; anything else (unset, a Hub dataset id) keys as itself.
+    """
+    from pathlib import Path
+
+    from ground_truth.store import file_sha256
+
+    if not value or not isinstance(value, str):
+        return value, None
+    path = Path(value).expanduser()
+    if path.is_file():
+        digest = file_sha256(path)
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
+        body = json.dumps([[str(p.relative_to(path)), file_sha256(p)] for p in files])
+        digest = hashlib.sha256(body.encode()).hexdigest()
+    else:
+        return value, None
+    return f"sha256:{digest}", {"path": str(path.resolve()), "sha256": digest}
 
 
 def describe_options(declared: Iterable[Option]) -> list[tuple[str, str, str]]:

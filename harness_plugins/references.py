@@ -211,12 +211,9 @@ class ReferencePipeline:
         if self._docs is not None and self._docs_for >= needed:
             return self._docs
         self._docs_for = needed
+        self._check_layers()
         fingerprint = self.subject_fingerprint()
-        reference_options = {
-            option.name: self.options[option.name]
-            for option in self.explanation.all_options()
-            if option.affects_reference and option.name not in ("subject", "subject_peft", "seed")
-        }
+        reference_options, files = self.reference_options()
         key = ReferenceKey.make(
             self.explanation.name,
             self.explanation.version,
@@ -228,6 +225,7 @@ class ReferencePipeline:
             "subject": self.subject_spec.describe(),
             "backend": self.options["backend"],
             "package_version": __version__,
+            **({"files": files} if files else {}),
         }
         # A type may drop documents it cannot evaluate (facts the subject does not know):
         # read further into the questions until `needed` documents are kept, as --limit means.
@@ -274,6 +272,37 @@ class ReferencePipeline:
         self.record.reference_build_seconds = round(build_seconds, 3)
         self.record.reference_summary = summary
         return self._docs
+
+    def _check_layers(self) -> None:
+        """Out-of-range layers fail here, from the subject's config, before weights load."""
+        from ground_truth.subject import layer_count, shared_models
+
+        live = shared_models.get(self.subject_spec) or self._subject
+        if live is not None:
+            count = getattr(getattr(live.model, "config", None), "num_hidden_layers", None)
+        else:
+            count = layer_count(self.subject_spec, self.registry.model_aliases)
+        if isinstance(count, int):
+            self.explanation.check_layers(self.options, count)
+
+    def reference_options(self) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+        """(the options in the cache key, {option: {path, sha256}} for the files they name).
+
+        A file an option names enters the key by its content hash, not its path.
+        """
+        from harness_plugins.options import content_key
+
+        values, files = {}, {}
+        for option in self.explanation.all_options():
+            if not option.affects_reference or option.name in ("subject", "subject_peft", "seed"):
+                continue
+            value = self.options[option.name]
+            if option.names_file:
+                value, record = content_key(value)
+                if record is not None:
+                    files[option.name] = record
+            values[option.name] = value
+        return values, files
 
     def subject_model(self) -> Any:
         """The subject, loaded at most once (the explainer's weights in self mode)."""

@@ -1,8 +1,9 @@
 """The plugin manager: built-ins and installed plugins, registered through the same hooks.
 
 One registry per process, built on first use. Each hook implementation is called on its
-own so that a plugin that raises costs only itself (one warning naming it), and so that
-the registry knows which plugin added which explanation type, backend or model alias.
+own so that a plugin that raises costs only itself (one warning naming it, and nothing it
+registered in that call is kept), and so that the registry knows which plugin added which
+explanation type, backend or model alias.
 """
 
 from __future__ import annotations
@@ -135,6 +136,15 @@ def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
     if wanted is None:
         return found
     names = {name.strip() for name in wanted.split(",") if name.strip()}
+    unknown = sorted(names - {ep.name for ep in found})
+    if unknown:
+        installed = ", ".join(ep.name for ep in found) or "none"
+        logger.warning(
+            "introspect: %s names %s, which no installed plugin is; installed plugins: %s",
+            PLUGINS_ENV,
+            ", ".join(repr(name) for name in unknown),
+            installed,
+        )
     return [ep for ep in found if ep.name in names]
 
 
@@ -170,29 +180,36 @@ def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) ->
         # get_hookimpls() is in registration order: built-ins first, so they win conflicts
         for impl in getattr(manager.hook, hook_kind.hook).get_hookimpls():
             record = records[impl.plugin_name]
+            pending: dict[str, Any] = {}  # committed only when the hook returns
 
-            def register(*args: Any, _table=table, _record=record, _hook=hook_kind) -> None:
+            def register(
+                *args: Any, _table=table, _record=record, _hook=hook_kind, _pending=pending
+            ) -> None:
                 name, value = _registration(_hook, args)
-                if name in _table:
+                if name in _table or name in _pending:
+                    owner = owners.get((_hook.kind, name), _record.name)
                     _warn(
                         _record.name,
                         f"registers {_hook.kind[:-1]} {name!r}, already registered by "
-                        f"{owners[(_hook.kind, name)]!r}; the first registration is kept",
+                        f"{owner!r}; the first registration is kept",
                         _record,
                     )
                     return
-                _table[name] = value
-                owners[(_hook.kind, name)] = _record.name
-                _record.registered.setdefault(_hook.kind, []).append(name)
+                _pending[name] = value
 
             try:
                 impl.function(**({"register": register} if impl.argnames else {}))
-            except Exception as error:
+            except Exception as error:  # nothing of a failed hook call is kept
                 _warn(
                     record.name,
                     f"raised in {hook_kind.hook}: {type(error).__name__}: {error}",
                     record,
                 )
+                continue
+            for name, value in pending.items():
+                table[name] = value
+                owners[(hook_kind.kind, name)] = record.name
+                record.registered.setdefault(hook_kind.kind, []).append(name)
     registry.plugins = list(records.values())
     return registry
 

@@ -63,6 +63,9 @@ def subject_last_token(
     raise IntrospectError(f"activation_patching: no token ends the subject {subject!r}")
 
 
+DEFAULT_WINDOW = 8
+
+
 class ActivationPatching(ExplanationType):
     name = "activation_patching"
     version = "1"
@@ -75,7 +78,14 @@ class ActivationPatching(ExplanationType):
     options = (
         NO_INTERNALS,
         Option("first_layer", -1, "first patched block (-1: a quarter of the depth)", kind=int),
-        Option("window", 8, "number of consecutive blocks patched", kind=int, minimum=1),
+        Option(
+            "window",
+            None,
+            f"number of consecutive blocks patched (default: {DEFAULT_WINDOW}, or up to the last "
+            "block; the blocks used are recorded in each reference's layers)",
+            kind=int,
+            minimum=1,
+        ),
         Option(
             "vector_scale",
             1.0,
@@ -135,7 +145,19 @@ class ActivationPatching(ExplanationType):
             raise IntrospectError(
                 f"activation_patching: first_layer {first} outside 0..{n_layers - 1}"
             )
-        return list(range(first, min(n_layers, first + options["window"])))
+        window = options["window"]
+        if window is None:
+            return list(range(first, min(n_layers, first + DEFAULT_WINDOW)))
+        if first + window > n_layers:
+            raise IntrospectError(
+                f"activation_patching: window {window} from block {first} runs past the last "
+                f"block ({n_layers - 1}) of the subject; give window={n_layers - first} or less, "
+                "or leave window out"
+            )
+        return list(range(first, first + window))
+
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        self.window(options, n_layers)
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         from ground_truth.primitive import Read, Write

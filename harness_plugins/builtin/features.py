@@ -90,6 +90,7 @@ class Features(ExplanationType):
             "concepts",
             None,
             "concept bank JSON ({concepts: [{name, sentences}], neutral: [...]}); default: built-in",
+            names_file=True,
         ),
         Option(
             "neurons",
@@ -136,6 +137,11 @@ class Features(ExplanationType):
             affects_reference=False,
         ),
     )
+
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        from ground_truth.features import resolve_layer
+
+        resolve_layer(options["layer"], n_layers)
 
     def _source(self, options: Mapping[str, Any]) -> Any:
         sources = get_registry().feature_sources

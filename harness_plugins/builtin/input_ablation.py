@@ -57,6 +57,7 @@ class InputAblation(ExplanationType):
             None,
             "Hugging Face dataset with MMLU's columns (question, choices, answer); default: "
             "the built-in offline question bank",
+            names_file=True,
         ),
         Option("dataset_config", None, "configuration (subset) of that dataset, e.g. all"),
         Option("split", "test", "split of that dataset to draw questions from"),

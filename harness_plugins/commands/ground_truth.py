@@ -1,4 +1,4 @@
-"""``introspect ground-truth``: build, list and remove cached reference datasets."""
+"""``introspect ground-truth``: build, list, verify and remove cached reference datasets."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def cmd_ground_truth_build(args: argparse.Namespace) -> int:
     if args.subject_peft:
         metadata["subject_peft"] = args.subject_peft
     pipeline = ReferencePipeline(type_name(args.task), metadata)
+    if args.limit is not None and args.limit < 1:
+        raise IntrospectError(
+            f"ground-truth build: --limit {args.limit} is not positive; give a number of "
+            "documents of 1 or more, or leave --limit out to build them all"
+        )
     docs = pipeline.ensure(args.limit or len(pipeline.questions()))
     record = pipeline.record
     built = record.references_built
@@ -41,13 +46,52 @@ def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
             e["rows"],
             e["updated"],
             e["key"],
+            "ok" if e["problem"] is None else f"BROKEN: {e['problem']}",
         )
         for e in entries
     ]
     if rows:
-        print(table(["type", "version", "subject", "fingerprint", "rows", "updated", "key"], rows))
-    print(f"\n{len(rows)} reference datasets in {store.root}")
+        print(
+            table(
+                ["type", "version", "subject", "fingerprint", "rows", "updated", "key", "state"],
+                rows,
+            )
+        )
+    broken = sum(e["problem"] is not None for e in entries)
+    note = f" ({broken} broken: rebuilt on next use, or `ground-truth rm KEY`)" if broken else ""
+    print(f"\n{len(rows)} reference datasets in {store.root}{note}")
     return 0
+
+
+def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
+    """Check every cache entry (references, maps, converted models) against its checksums,
+    and that reference datasets and maps load."""
+    from ground_truth.affine_map import MapStore
+    from ground_truth.cache import load_dataset
+    from ground_truth.store import cache_root, entry_paths, read_entry
+
+    loaders = {
+        "ground_truth": load_dataset,
+        "maps": MapStore.load,
+        "models": lambda folder: folder if (folder / "config.json").is_file() else None,
+    }
+    root = cache_root()
+    checked = broken = 0
+    for kind, load in loaders.items():
+        for entry in entry_paths(root / kind):
+            checked += 1
+            _, problem = read_entry(entry, load, full=True)
+            if problem is not None:
+                broken += 1
+                print(f"BROKEN {entry.relative_to(root)}: {problem}")
+            elif args.verbose:
+                print(f"ok     {entry.relative_to(root)}")
+    print(f"{checked} cache entries checked in {root}, {broken} broken")
+    if broken:
+        print(
+            "broken entries are rebuilt on next use; `introspect ground-truth rm KEY` removes them"
+        )
+    return 1 if broken else 0
 
 
 def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
@@ -90,9 +134,12 @@ def add_commands(sub: Any) -> None:
     build.add_argument("--limit", type=int, help="build only the first N documents")
     build.add_argument("--metadata", help="task options as JSON, as for lm_eval --metadata")
     build.set_defaults(func=cmd_ground_truth_build)
-    gt.add_parser("ls", help="list cached reference datasets").set_defaults(
+    gt.add_parser("ls", help="list cached reference datasets (broken ones marked)").set_defaults(
         func=cmd_ground_truth_ls
     )
+    verify = gt.add_parser("verify", help="check every cache entry against its checksums")
+    verify.add_argument("-v", "--verbose", action="store_true", help="list sound entries too")
+    verify.set_defaults(func=cmd_ground_truth_verify)
     rm = gt.add_parser("rm", help="remove cached reference datasets")
     rm.add_argument("keys", nargs="*", help="keys (or key prefixes) from `ground-truth ls`")
     rm.add_argument("--type", help="remove every dataset of this explanation type")

@@ -134,6 +134,11 @@ class IntrospectTask(Task):
         if samples:
             needed = max(samples) + 1
         elif limit is not None:
+            if int(limit) < 1:
+                raise IntrospectError(
+                    f"{self.config.task}: --limit {limit} leaves no documents to evaluate; give "
+                    "a positive count (or a fraction between 0 and 1 that keeps at least one)"
+                )
             needed = min(needed, int(limit))
         self.ensure_references(needed)
         if kwargs.get("cache_requests"):

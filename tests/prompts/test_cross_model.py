@@ -23,6 +23,7 @@ from ground_truth.affine_map import (
     solve_affine,
 )
 from ground_truth.backends.hf import HFBackend
+from ground_truth.store import CHECKSUMS, entry_paths
 from ground_truth.subject import ModelSpec, load_model
 from harness_plugins.errors import IntrospectError
 from harness_plugins.prompts import vectors
@@ -238,10 +239,10 @@ def test_map_store_fits_once_then_loads(pair, tmp_path: Path) -> None:
     assert (second.r2, second.pairs, second.held_out) == (first.r2, first.pairs, first.held_out)
 
     entries = list((tmp_path / "maps").iterdir())
-    folders = [entry for entry in entries if entry.is_dir()]
+    folders = entry_paths(tmp_path / "maps")
     assert len(folders) == 1
     assert not [entry for entry in entries if entry.name.startswith(".tmp-")]
-    assert sorted(p.name for p in folders[0].iterdir()) == [MANIFEST, MAP_FILE]
+    assert sorted(p.name for p in folders[0].iterdir()) == [CHECKSUMS, MANIFEST, MAP_FILE]
     manifest = json.loads((folders[0] / MANIFEST).read_text())
     assert manifest["source_fingerprint"] == subject.fingerprint
     assert manifest["target_fingerprint"] == explainer.fingerprint

@@ -76,6 +76,7 @@ class PatchscopeAttributes(ExplanationType):
             "data",
             None,
             "Patchscopes TSV (prompt_target, subject, object, prompt_source, position_source); default: built-in triples",
+            names_file=True,
         ),
         Option(
             "new_tokens",
@@ -98,6 +99,9 @@ class PatchscopeAttributes(ExplanationType):
             affects_reference=False,
         ),
     )
+
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        parse_layers(options["layers"], n_layers)
 
     def _triples(self, options: Mapping[str, Any]) -> list[Any]:
         from harness_plugins.banks.facts import builtin_attribute_triples, load_patchscopes_tsv

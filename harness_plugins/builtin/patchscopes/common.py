@@ -33,7 +33,10 @@ def parse_layers(text: str, n_layers: int) -> list[int]:
         ) from None
     resolved = sorted({layer + n_layers if layer < 0 else layer for layer in layers})
     if not resolved or resolved[0] < 0 or resolved[-1] >= n_layers:
-        raise IntrospectError(f"layers={text!r} outside 0..{n_layers - 1}")
+        raise IntrospectError(
+            f"layers={text!r} outside 0..{n_layers - 1} of the subject; give layers in that "
+            "range (negatives count from the end), every:K or all"
+        )
     return resolved
 
 

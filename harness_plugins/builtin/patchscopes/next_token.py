@@ -61,6 +61,9 @@ class PatchscopeNextToken(ExplanationType):
         ),
     )
 
+    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+        parse_layers(options["layers"], n_layers)
+
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 

@@ -189,6 +189,7 @@ class Preferences(ExplanationType):
             "scenarios",
             None,
             "JSON file of decision scenarios; default: the built-in set (or the instilled adapter's)",
+            names_file=True,
         ),
         Option(
             "pairs", 50, "random option pairs the subject decides per scenario", kind=int, minimum=4
