@@ -12,7 +12,6 @@ from test_lm_eval_cli import metric_names, results_of
 from ground_truth.primitive import Read, Write
 from harness_plugins.builtin.activation_patching import (
     ANSWER_PREFIX,
-    fact_question,
     subject_last_token,
 )
 from harness_plugins.builtin.features import balanced_accuracy, label_in
@@ -97,11 +96,15 @@ def test_activation_patching_reference_is_the_patched_greedy_token(lm, tiny_llam
     doc = task.ensure_references(2)[0]
     assert doc["layers"] == [0, 1]
     tokenizer = lm.tokenizer
-    messages = [{"role": "user", "content": fact_question(doc["prompt"], doc["choices"])}]
-    ids, position = subject_last_token(tokenizer, messages, doc["subject"], ANSWER_PREFIX)
-    cf = [{"role": "user", "content": fact_question(doc["counterfactual_prompt"], doc["choices"])}]
+    ids, position = subject_last_token(
+        tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
+    )
     cf_ids, cf_position = subject_last_token(
-        tokenizer, cf, doc["counterfactual_subject"], ANSWER_PREFIX
+        tokenizer,
+        doc["counterfactual_prompt"],
+        doc["choices"],
+        doc["counterfactual_span"],
+        ANSWER_PREFIX,
     )
     assert tokenizer.decode([ids[position]]).strip() == doc["token"]
     backend = lm._vector_backend()
@@ -114,7 +117,8 @@ def test_activation_patching_reference_is_the_patched_greedy_token(lm, tiny_llam
     assert tokenizer.decode([int(patched.last_logits[0].argmax())]).strip() == doc["after"]
     assert torch.allclose(torch.tensor(doc["vector"]), donors[0], atol=1e-5)
     prompt = task.fewshot_context(doc, num_fewshot=0)
-    assert "at layer 0-1 is added to tokens <" in prompt and "<rep:" in prompt
+    assert "in layers 0-1 is replaced with that of another prompt" in prompt
+    assert "<rep:" in prompt and "added" not in prompt
     assert "The output would remain unchanged from <<<X>>>." in prompt
     assert "patch changes the output in" in task.config.metadata["introspect"]["reference_summary"]
 
