@@ -94,6 +94,7 @@ class ExplanationType(ABC):
     def validate(self, options: Mapping[str, Any]) -> None:
         """Check user files named by the options; called before any model loads. Raise
         `IntrospectError` on a bad one. Default: nothing to check."""
+        return None
 
     def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
         """`questions` for a given subject `ModelSpec`; override when the subject matters
