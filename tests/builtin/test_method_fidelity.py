@@ -147,3 +147,30 @@ def test_bad_tsv_and_misspelt_option_fail_before_any_model_loads(tmp_path):
                 model_arguments=["pretrained"],
                 known_model_arguments=known,
             )
+
+
+def test_source_and_target_layer_sweep_and_its_heatmap(tmp_path):
+    from harness_plugins.commands.plot_pairs import pair_metrics, plot_pair_heatmaps
+
+    doc = {
+        "prompt_target": "The capital city of x is",
+        "object": "Paris",
+        "layers": [0, 2],
+        "hidden": [[0.0] * 8, [1.0] * 8],
+        "probe_correct": [0.0, 1.0],
+        "new_tokens": 10,
+        "target_layers": [1, 3],
+    }
+    kind = PatchscopeAttributes()
+    with VectorTable().active():
+        requests = kind.requests(doc, "", {})
+    assert len(requests) == 4
+    scores = kind.score_results(doc, [" Paris", " Rome", " Lyon", " Paris!"])
+    assert scores["accuracy_src00_tgt01"] == 1.0 and scores["accuracy_src00_tgt03"] == 0.0
+    assert scores["accuracy_layer00"] == 0.5 and scores["accuracy_layer02"] == 0.5
+    same = kind.score_results({**doc, "target_layers": []}, [" Paris", " Rome"])
+    assert "accuracy_src00_tgt00" not in same and same["accuracy_layer02"] == 0.0
+    results = {"t": {f"{k},none": v for k, v in scores.items()} | {"alias": "t"}}
+    assert pair_metrics(results["t"])["accuracy"][(2, 3)] == 1.0
+    (path,) = plot_pair_heatmaps(results, tmp_path)
+    assert path.name == "t__accuracy_by_layer_pair.png" and path.stat().st_size > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -174,10 +175,13 @@ def test_patchscope_surprisal_of_an_empty_answer_is_that_of_end_of_sequence():
 
 
 def test_patchscope_attributes_keep_only_known_facts_and_read_tsv(lm, tiny_llama, tmp_path):
-    with pytest.raises(IntrospectError, match=r"none of the \d+ documents can be evaluated"):
-        make_task(
-            "patchscope_attributes", {"pretrained": str(tiny_llama), "probe": False}
-        ).ensure_references(3)
+    known = make_task("patchscope_attributes", {"pretrained": str(tiny_llama), "probe": False})
+    try:  # a random model rarely states a fact: usually none is kept
+        kept = known.ensure_references(3)
+    except IntrospectError as error:
+        assert re.search(r"none of the \d+ documents can be evaluated", str(error))
+    else:
+        assert all(kept["answered"])
     tsv = tmp_path / "country_capital.tsv"
     tsv.write_text(
         "prompt_target\tsubject\tobject\tprompt_source\tposition_source\textra\n"

@@ -5,7 +5,10 @@ correct when the object appears. Only facts the subject states unpatched are kep
 logistic-regression probe on the same hidden states is the baseline.
 
 Both sweep layers (option ``layers``) and report ``<metric>_layerNN`` plus the mean over
-layers; ``introspect plot`` draws them as curves.
+layers; ``introspect plot`` draws them as curves. With ``target_layers`` the source state
+of layer l is patched into each target layer l* (the paper's sweep), reported as
+``accuracy_srcLL_tgtMM`` and drawn as an (l, l*) heatmap; ``accuracy_layerLL`` is then
+the mean over targets.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from harness_plugins.builtin.patchscopes.common import (
     per_layer_metrics,
 )
 from harness_plugins.errors import IntrospectError
-from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext
+from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
@@ -84,6 +87,12 @@ class PatchscopeAttributes(ExplanationType):
             "layers",
             "every:2",
             "subject layers to read and patch: all, every:K, or a list like 0,4,8",
+        ),
+        Option(
+            "target_layers",
+            "same",
+            "target layers l* the state of source layer l is patched into: same (l* = l), "
+            "or all, every:K, a list; then every (l, l*) pair runs (accuracy_srcLL_tgtMM)",
         ),
         Option(
             "data",
@@ -211,6 +220,7 @@ class PatchscopeAttributes(ExplanationType):
             "probe_correct": probe_correct,
             "target": [d["object"] for d in docs],
             "new_tokens": [options["new_tokens"]] * len(docs),
+            "target_layers": [_target_layers(options, backend.n_layers)] * len(docs),
         }
         for name, values in columns.items():
             questions = questions.add_column(name, values)
@@ -261,7 +271,10 @@ class PatchscopeAttributes(ExplanationType):
 
     def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
         layers = docs[0]["layers"] if len(docs) else []
-        return per_layer_metrics(layers, [("accuracy", True), ("probe_accuracy", True)])
+        metrics = dict(per_layer_metrics(layers, [("accuracy", True), ("probe_accuracy", True)]))
+        for source, target in _pairs(docs[0]) if len(docs) else []:
+            metrics[pair_metric(source, target)] = Metric(mean, higher_is_better=True)
+        return metrics
 
     def explainer_messages(
         self, doc: Mapping[str, Any], options: Mapping[str, Any]
@@ -278,31 +291,39 @@ class PatchscopeAttributes(ExplanationType):
             "max_gen_toks": int(doc.get("new_tokens") or generation.get("max_gen_toks", 10)),
             "do_sample": False,
         }
+        hidden = dict(zip(doc["layers"], doc["hidden"], strict=True))
         return [
             (
                 "generate_until",
                 (
                     head
-                    + vectors.intervention([(site("resid_post", layer), hidden, layer)])
+                    + vectors.intervention([(site("resid_post", target), hidden[source], source)])
                     + tail,
                     kwargs,
                 ),
             )
-            for layer, hidden in zip(doc["layers"], doc["hidden"], strict=True)
+            for source, target in _pairs(doc)
         ]
 
     def score_results(
         self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
     ) -> dict[str, Any]:
+        pairs = _pairs(doc)
+        pair_hits = {
+            pair: float(doc["object"].lower() in str(text).lower())
+            for pair, text in zip(pairs, results, strict=True)
+        }
         hits = {
-            layer: float(doc["object"].lower() in str(text).lower())
-            for layer, text in zip(doc["layers"], results, strict=True)
+            layer: mean([hit for (source, _), hit in pair_hits.items() if source == layer])
+            for layer in doc["layers"]
         }
         probe = dict(zip(doc["layers"], doc["probe_correct"], strict=True))
         scores: dict[str, Any] = {}
         for layer in doc["layers"]:
             scores[f"accuracy_layer{layer:02d}"] = hits[layer]
             scores[f"probe_accuracy_layer{layer:02d}"] = probe[layer]
+        if doc.get("target_layers"):
+            scores.update({pair_metric(*pair): hit for pair, hit in pair_hits.items()})
         scores.update(accuracy=layer_mean(hits), probe_accuracy=layer_mean(probe))
         return scores
 
@@ -316,6 +337,25 @@ class PatchscopeAttributes(ExplanationType):
             f"train/test split by subject ({subjects} test subjects, none in the probe's "
             f"training triples); {docs[0]['new_tokens']} tokens generated"
         )
+
+
+def pair_metric(source: int, target: int) -> str:
+    """The metric of one (source layer l, target layer l*) pair of the sweep."""
+    return f"accuracy_src{source:02d}_tgt{target:02d}"
+
+
+def _target_layers(options: Mapping[str, Any], n_layers: int) -> list[int]:
+    """The sweep's target layers; empty for same-layer patching (l* = l)."""
+    text = str(options["target_layers"]).strip()
+    return [] if text == "same" else parse_layers(text, n_layers)
+
+
+def _pairs(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(source, target) layer pairs of one document, in request order."""
+    targets = doc.get("target_layers") or []
+    if not targets:
+        return [(layer, layer) for layer in doc["layers"]]
+    return [(source, target) for source in doc["layers"] for target in targets]
 
 
 def _entity(row: Mapping[str, Any]) -> str:
