@@ -95,6 +95,11 @@ class ExplanationType(ABC):
         ``question_id`` column. Train and test partitions must not share questions.
         """
 
+    def validate(self, options: Mapping[str, Any]) -> None:
+        """Check user files named by the options; called before any model loads. Raise
+        `IntrospectError` on a bad one. Default: nothing to check."""
+        return None
+
     def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
         """`questions` for a given subject `ModelSpec`; override when the subject matters
         (an instilled adapter brings its own scenarios)."""

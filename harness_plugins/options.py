@@ -187,7 +187,9 @@ def resolve_options(
             continue
         if exact_model_args is not None and key in exact_model_args:
             continue
-        close = difflib.get_close_matches(key, table, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(key, table, n=1, cutoff=0.75) or [
+            name for name in table if key.startswith(f"{name}_") or key.endswith(f"_{name}")
+        ]
         if close or exact_model_args is not None:
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise IntrospectError(

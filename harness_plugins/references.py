@@ -145,6 +145,7 @@ class ReferencePipeline:
             warn=logger.warning,
         )
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
+        self.explanation.validate(self.options)  # user files too: before the ~45 s model load
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
         self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)

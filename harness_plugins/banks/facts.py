@@ -92,6 +92,8 @@ class AttributeTriple:
     object: str
     prompt_target: str
     prompt_source: str
+    position_source: int | None = None
+    """The file's token index of the subject in ``prompt_source`` (None: its last mention)."""
 
 
 # --------------------------------------------------------------------------
@@ -352,7 +354,7 @@ def _triple_from_row(
             raise located_error(source, where, f"column {name!r} is empty")
         values[name] = row[index]
     try:
-        int(values["position_source"].strip())
+        position_source = int(values["position_source"].strip())
     except ValueError:
         raise located_error(
             source,
@@ -383,15 +385,23 @@ def _triple_from_row(
         object=_unescape(values["object"].strip()),
         prompt_target=prompt_target,
         prompt_source=prompt_source,
+        position_source=position_source,
     )
 
 
-def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> list[AttributeTriple]:
+def _empty_source(row: list[str], columns: dict[str, int]) -> bool:
+    index = columns["prompt_source"]
+    return index < len(row) and not row[index].strip()
+
+
+def load_patchscopes_tsv(
+    path: str | Path, *, skip_bad_rows: bool = False, skip_empty_source: bool = False
+) -> list[AttributeTriple]:
     """Triples from a Patchscopes TSV (``patchscopes/code/preprocessed_data/*/*.tsv``).
 
     Reads the columns prompt_target, subject, object, prompt_source and
-    position_source (checked to be an integer but not kept: it counts tokens
-    of the tokenizer the file was made with) plus an optional ``relation``;
+    position_source (an integer token index of the tokenizer the file was made
+    with, kept to pick which subject mention to read) plus an optional ``relation``;
     other columns are ignored and the relation defaults to the file's stem.
     ``prompt_target`` and ``prompt_source`` are kept verbatim (the files'
     leading spaces matter to tokenizers); literal ``\\uXXXX`` escapes are
@@ -400,8 +410,9 @@ def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> li
     Any bad row raises a one-line :class:`IntrospectError` naming the file,
     the row (and the line it starts on) and the column.  The upstream files
     contain rows with an empty prompt_source (the subject was not found in a
-    text crop); ``skip_bad_rows=True`` drops bad rows with one warning instead.
-    Problems with the file or its header always raise.
+    text crop); ``skip_empty_source=True`` drops just those with one warning
+    giving their count, ``skip_bad_rows=True`` drops every bad row with one
+    warning. Problems with the file or its header always raise.
     """
     file = Path(path)
     source = str(file)
@@ -415,8 +426,12 @@ def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> li
 
     triples: list[AttributeTriple] = []
     skipped: list[str] = []
+    empty = 0
     for number, (line, row) in enumerate(records[1:], start=1):
         if not row:  # a blank line, e.g. at the end of the file
+            continue
+        if skip_empty_source and len(row) == width and _empty_source(row, columns):
+            empty += 1
             continue
         try:
             triples.append(_triple_from_row(source, number, line, row, columns, width, file.stem))
@@ -424,6 +439,13 @@ def load_patchscopes_tsv(path: str | Path, *, skip_bad_rows: bool = False) -> li
             if not skip_bad_rows:
                 raise
             skipped.append(str(error))
+    if empty:
+        warnings.warn(
+            f"{source}: skipped {empty} row(s) with an empty prompt_source (the subject was "
+            "not found in a text crop upstream)",
+            UserWarning,
+            stacklevel=2,
+        )
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} bad row(s); the first: {skipped[0]}", UserWarning, stacklevel=2

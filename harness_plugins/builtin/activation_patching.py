@@ -3,9 +3,11 @@
 Li et al., 2025 (docs/methods.md). A multiple-choice fact prompt ("Complete the fact: The capital of France
 is ... A. Rome B. Paris C. Madrid") is run twice: as is, and with the residual stream at
 the subject's last token overwritten, over a window of consecutive blocks, by the
-residuals of the same prompt about a counterfactual subject (Italy). The references
-are the greedy next tokens before and after. The explainer sees the prompt and the
-patched vector (at the window's first block) and says how the output would change, in
+residuals of the same prompt about a counterfactual subject (Italy). The subject is
+located by its character span in the fact prompt, recorded when the question is built.
+The references are the greedy next tokens before and after. The explainer is told that
+the residual is replaced (as measured), sees the prompt and the replacement at the
+window's first block, and says how the output would change, in
 the two-sentence format of `causal_verdict`.
 """
 
@@ -28,8 +30,10 @@ from harness_plugins.registry import hookimpl
 
 LETTERS = ("A", "B", "C")
 ANSWER_PREFIX = "Response: ("
+FACT_PREFIX = "Complete the fact: "
 QUESTION = (
-    "If feature {rep} at layer {layers} is added to tokens <{token}> when processing the text "
+    "If the residual stream at token <{token}> in layers {layers} is replaced with that of "
+    "another prompt (at layer {first} the replacement is {rep}) when processing the text "
     "<<<{text}>>>, how would the output change?"
 )
 
@@ -41,25 +45,41 @@ def _rng(*parts: Any) -> random.Random:
 
 
 def fact_question(prompt: str, choices: list[str]) -> str:
-    lines = [f"Complete the fact: {prompt} ..."]
+    lines = [f"{FACT_PREFIX}{prompt} ..."]
     lines += [f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices, strict=True)]
     lines.append("Respond with one of A, B or C.")
     return "\n".join(lines)
 
 
+def subject_span(template: str, subject: str) -> list[int]:
+    """Character span [start, end) of the subject in ``template`` filled with it."""
+    start = template.index("{}")
+    return [start, start + len(subject)]
+
+
 def subject_last_token(
-    tokenizer: Any, messages: list[dict[str, str]], subject: str, prefix: str
+    tokenizer: Any, prompt: str, choices: list[str], span: list[int], prefix: str
 ) -> tuple[list[int], int]:
-    """Token ids of the rendered prompt and the index of the subject's last token."""
-    text, templated = render(tokenizer, messages)
+    """Token ids of the rendered fact question and the index of the token that ends the
+    subject, located by its character span in ``prompt`` (never by searching the text:
+    the subject may also occur in a choice or inside a longer word)."""
+    content = fact_question(prompt, choices)
+    sentinel = "\u2063INTROSPECT-CONTENT\u2063"
+    shell, _ = render(tokenizer, [{"role": "user", "content": sentinel}])
+    text, templated = render(tokenizer, [{"role": "user", "content": content}])
+    offset = shell.find(sentinel)
+    if offset < 0 or text[offset : offset + len(content)] != content:
+        raise IntrospectError(
+            "activation_patching: the chat template rewrites the question; use a subject "
+            "whose template keeps the user's text verbatim"
+        )
     text += prefix if templated else " " + prefix
-    end = text.rfind(subject) + len(subject) if subject in text else -1
-    if end < 0:
-        raise IntrospectError(f"activation_patching: subject {subject!r} not found in its prompt")
+    end = offset + len(FACT_PREFIX) + span[1]
     encoded = tokenizer(text, add_special_tokens=not templated, return_offsets_mapping=True)
     for index, (start, stop) in enumerate(encoded["offset_mapping"]):
         if start < end <= stop:
             return list(encoded["input_ids"]), index
+    subject = prompt[span[0] : span[1]]
     raise IntrospectError(f"activation_patching: no token ends the subject {subject!r}")
 
 
@@ -68,7 +88,7 @@ DEFAULT_WINDOW = 8
 
 class ActivationPatching(ExplanationType):
     name = "activation_patching"
-    version = "1"
+    version = "2"
     description = "How would the output change if a counterfactual residual were patched over the subject token?"
     needs_vectors = True
     metrics = causal_verdict.VERDICT_METRICS
@@ -133,6 +153,8 @@ class ActivationPatching(ExplanationType):
                     "counterfactual_subject": fact.counterfactual_subject,
                     "prompt": fact.prompt(),
                     "counterfactual_prompt": fact.prompt(fact.counterfactual_subject),
+                    "subject_span": subject_span(fact.template, fact.subject),
+                    "counterfactual_span": subject_span(fact.template, fact.counterfactual_subject),
                     "choices": choices,
                 }
             )
@@ -167,17 +189,18 @@ class ActivationPatching(ExplanationType):
         layers = self.window(context.options, backend.n_layers)
         originals, counterfactuals = [], []
         for doc in questions:
-            messages = [{"role": "user", "content": fact_question(doc["prompt"], doc["choices"])}]
-            originals.append(subject_last_token(tokenizer, messages, doc["subject"], ANSWER_PREFIX))
-            cf_messages = [
-                {
-                    "role": "user",
-                    "content": fact_question(doc["counterfactual_prompt"], doc["choices"]),
-                }
-            ]
+            originals.append(
+                subject_last_token(
+                    tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
+                )
+            )
             counterfactuals.append(
                 subject_last_token(
-                    tokenizer, cf_messages, doc["counterfactual_subject"], ANSWER_PREFIX
+                    tokenizer,
+                    doc["counterfactual_prompt"],
+                    doc["choices"],
+                    doc["counterfactual_span"],
+                    ANSWER_PREFIX,
                 )
             )
         reads = [
@@ -238,6 +261,7 @@ class ActivationPatching(ExplanationType):
                 control=doc["question_id"] if options["no_internals"] else None,
             ),
             layers=span,
+            first=layers[0],
             token=doc["token"],
             text=text,
         )

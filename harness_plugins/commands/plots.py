@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness_plugins.commands import results_files
+from harness_plugins.commands.plot_pairs import plot_pair_heatmaps
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -74,6 +75,7 @@ BAR_FILE = "metrics_by_task.png"
 
 # A per-layer metric: "<prefix>_layer<NN>", e.g. p_at_1_layer05.
 LAYER_METRIC = re.compile(r"^(.+)_layer(\d+)$")
+PAIR_METRIC = re.compile(r"^(.+)_src(\d+)_tgt(\d+)$")  # heatmaps: commands/plot_pairs.py
 
 # Baseline methods are named by a prefix on the measure they compute; the bare
 # measure is the method under test (Patchscope).  Order = legend order.
@@ -224,7 +226,7 @@ def scalar_metrics(task_results: Mapping[str, Any]) -> dict[str, Point]:
     out: dict[str, Point] = {}
     for metric, filt, raw, raw_stderr in _metric_entries(task_results):
         value = _as_number(raw)
-        if LAYER_METRIC.match(metric) or value is None:
+        if LAYER_METRIC.match(metric) or PAIR_METRIC.match(metric) or value is None:
             continue
         out[_display_name(metric, filt)] = (value, _as_number(raw_stderr))
     return out
@@ -583,6 +585,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         for task, measure, series, lower in layer_plots:
             path = plot_layers(task, measure, series, out_dir, lower_is_better=lower)
+            written.append(path)
+            print(f"wrote {path}")
+        for path in plot_pair_heatmaps(combined["results"], out_dir):
             written.append(path)
             print(f"wrote {path}")
         if bars:

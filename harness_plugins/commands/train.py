@@ -42,9 +42,10 @@ def cmd_train_instill(args: argparse.Namespace) -> int:
         seed=args.seed,
         config=_training_config(args),
         resume=args.resume,
+        weights_file=args.weights,
     )
     print(
-        f"instilled random weights into {args.subject}: {manifest['scenarios']} scenarios x "
+        f"instilled {'given' if args.weights else 'random'} weights into {args.subject}: {manifest['scenarios']} scenarios x "
         f"{manifest['per_scenario']} examples, {manifest['steps']} steps in {manifest['seconds']:.0f} s; "
         f"adapter, scenarios and weights in {args.out}"
     )
@@ -147,6 +148,9 @@ def add_commands(sub: Any) -> None:
     instill.add_argument("--out", required=True, help="adapter folder to write")
     instill.add_argument("--scenarios", help="scenarios JSON (default: the built-in set)")
     instill.add_argument("--num-scenarios", type=int, help="use only the first N scenarios")
+    instill.add_argument(
+        "--weights", help="CSV of weights to instill (scenario, attr1..5); default: random"
+    )
     instill.add_argument("--examples-per-scenario", type=int, default=50)
     _add_training_arguments(instill)
     instill.set_defaults(func=cmd_train_instill)

@@ -467,6 +467,7 @@ def test_tsv_upstream_layout(tmp_path: Path) -> None:
         object="Paris",
         prompt_target="The capital city of x",
         prompt_source=" he moved to France in the spring",  # verbatim, leading space kept
+        position_source=3,
     )
     assert triples[1].prompt_source == ' the "Tour de France" began\nin July'
     assert triples[2].object == "Brasília"

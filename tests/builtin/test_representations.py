@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -12,7 +13,6 @@ from results_helpers import metric_names, results_of
 from ground_truth.primitive import Read, Write
 from harness_plugins.builtin.activation_patching import (
     ANSWER_PREFIX,
-    fact_question,
     subject_last_token,
 )
 from harness_plugins.builtin.features import balanced_accuracy, label_in
@@ -97,11 +97,15 @@ def test_activation_patching_reference_is_the_patched_greedy_token(lm, tiny_llam
     doc = task.ensure_references(2)[0]
     assert doc["layers"] == [0, 1]
     tokenizer = lm.tokenizer
-    messages = [{"role": "user", "content": fact_question(doc["prompt"], doc["choices"])}]
-    ids, position = subject_last_token(tokenizer, messages, doc["subject"], ANSWER_PREFIX)
-    cf = [{"role": "user", "content": fact_question(doc["counterfactual_prompt"], doc["choices"])}]
+    ids, position = subject_last_token(
+        tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
+    )
     cf_ids, cf_position = subject_last_token(
-        tokenizer, cf, doc["counterfactual_subject"], ANSWER_PREFIX
+        tokenizer,
+        doc["counterfactual_prompt"],
+        doc["choices"],
+        doc["counterfactual_span"],
+        ANSWER_PREFIX,
     )
     assert tokenizer.decode([ids[position]]).strip() == doc["token"]
     backend = lm._vector_backend()
@@ -114,7 +118,8 @@ def test_activation_patching_reference_is_the_patched_greedy_token(lm, tiny_llam
     assert tokenizer.decode([int(patched.last_logits[0].argmax())]).strip() == doc["after"]
     assert torch.allclose(torch.tensor(doc["vector"]), donors[0], atol=1e-5)
     prompt = task.fewshot_context(doc, num_fewshot=0)
-    assert "at layer 0-1 is added to tokens <" in prompt and "<rep:" in prompt
+    assert "in layers 0-1 is replaced with that of another prompt" in prompt
+    assert "<rep:" in prompt and "added" not in prompt
     assert "The output would remain unchanged from <<<X>>>." in prompt
     assert "patch changes the output in" in task.config.metadata["introspect"]["reference_summary"]
 
@@ -170,10 +175,13 @@ def test_patchscope_surprisal_of_an_empty_answer_is_that_of_end_of_sequence():
 
 
 def test_patchscope_attributes_keep_only_known_facts_and_read_tsv(lm, tiny_llama, tmp_path):
-    with pytest.raises(IntrospectError, match=r"none of the \d+ documents can be evaluated"):
-        make_task(
-            "patchscope_attributes", {"pretrained": str(tiny_llama), "probe": False}
-        ).ensure_references(3)
+    known = make_task("patchscope_attributes", {"pretrained": str(tiny_llama), "probe": False})
+    try:  # a random model rarely states a fact: usually none is kept
+        kept = known.ensure_references(3)
+    except IntrospectError as error:
+        assert re.search(r"none of the \d+ documents can be evaluated", str(error))
+    else:
+        assert all(kept["answered"])
     tsv = tmp_path / "country_capital.tsv"
     tsv.write_text(
         "prompt_target\tsubject\tobject\tprompt_source\tposition_source\textra\n"

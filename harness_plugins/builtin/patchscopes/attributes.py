@@ -5,11 +5,15 @@ correct when the object appears. Only facts the subject states unpatched are kep
 logistic-regression probe on the same hidden states is the baseline.
 
 Both sweep layers (option ``layers``) and report ``<metric>_layerNN`` plus the mean over
-layers; ``introspect plot`` draws them as curves.
+layers; ``introspect plot`` draws them as curves. With ``target_layers`` the source state
+of layer l is patched into each target layer l* (the paper's sweep), reported as
+``accuracy_srcLL_tgtMM`` and drawn as an (l, l*) heatmap; ``accuracy_layerLL`` is then
+the mean over targets.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,31 +25,44 @@ from harness_plugins.builtin.patchscopes.common import (
     per_layer_metrics,
 )
 from harness_plugins.errors import IntrospectError
-from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext
+from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
 
 
 def _subject_end(
-    tokenizer: Any, text: str, subject: str, add_special_tokens: bool = True
+    tokenizer: Any,
+    text: str,
+    subject: str,
+    add_special_tokens: bool = True,
+    position_source: int | None = None,
 ) -> tuple[list[int], int]:
-    """Token ids of ``text`` and the index of the token that ends the subject's last mention."""
-    end = text.rfind(subject)
-    if end < 0:
+    """Token ids of ``text`` and the index of the token that ends one mention of the subject.
+
+    Without ``position_source`` the last mention. With it (a token index of the tokenizer
+    the Patchscopes file was made with; negative counts from the end) the mention whose
+    last token is nearest that index here, so rows that read the first mention still do.
+    """
+    ends = [m.end() for m in re.finditer(re.escape(subject), text)]
+    if not ends:
         raise IntrospectError(f"patchscope_attributes: subject {subject!r} not in {text!r}")
-    end += len(subject)
     encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    for index, (start, stop) in enumerate(encoded["offset_mapping"]):
-        if start < end <= stop:
-            return list(encoded["input_ids"]), index
-    raise IntrospectError(f"patchscope_attributes: no token ends {subject!r} in {text!r}")
+    offsets = encoded["offset_mapping"]
+    tokens = []
+    for end in ends:
+        index = next((i for i, (a, b) in enumerate(offsets) if a < end <= b), None)
+        if index is None:
+            raise IntrospectError(f"patchscope_attributes: no token ends {subject!r} in {text!r}")
+        tokens.append(index)
+    if position_source is None or len(tokens) == 1:
+        return list(encoded["input_ids"]), tokens[-1]
+    wanted = position_source + len(offsets) if position_source < 0 else position_source
+    return list(encoded["input_ids"]), min(tokens, key=lambda t: (abs(t - wanted), t))
 
 
 def _x_split(prompt_target: str) -> tuple[str, str]:
     """The target template up to and including its placeholder x, and the rest."""
-    import re
-
     matches = list(re.finditer(r"(?<![A-Za-z0-9])x(?![A-Za-z0-9])", prompt_target))
     if not matches:
         raise IntrospectError(
@@ -57,7 +74,7 @@ def _x_split(prompt_target: str) -> tuple[str, str]:
 
 class PatchscopeAttributes(ExplanationType):
     name = "patchscope_attributes"
-    version = "1"
+    version = "2"
     description = (
         "Can the explainer, patched with a subject's hidden state, state an attribute of it?"
     )
@@ -73,6 +90,12 @@ class PatchscopeAttributes(ExplanationType):
             "subject layers to read and patch: all, every:K, or a list like 0,4,8",
         ),
         Option(
+            "target_layers",
+            "same",
+            "target layers l* the state of source layer l is patched into: same (l* = l), "
+            "or all, every:K, a list; then every (l, l*) pair runs (accuracy_srcLL_tgtMM)",
+        ),
+        Option(
             "data",
             None,
             "Patchscopes TSV (prompt_target, subject, object, prompt_source, position_source); default: built-in triples",
@@ -81,14 +104,14 @@ class PatchscopeAttributes(ExplanationType):
         Option(
             "new_tokens",
             10,
-            "tokens generated after the patched target prompt",
+            "tokens generated, both unpatched (does the subject know the fact?) and patched",
             kind=int,
             minimum=1,
         ),
         Option(
             "probe",
             True,
-            "fit the logistic-regression probe baseline on the train triples",
+            "fit the logistic-regression probe baseline on the train triples (split by subject)",
             kind=bool,
         ),
         Option(
@@ -106,11 +129,18 @@ class PatchscopeAttributes(ExplanationType):
     def _triples(self, options: Mapping[str, Any]) -> list[Any]:
         from harness_plugins.banks.facts import builtin_attribute_triples, load_patchscopes_tsv
 
-        return (
-            load_patchscopes_tsv(options["data"])
-            if options["data"]
-            else builtin_attribute_triples()
-        )
+        if not options["data"]:
+            return builtin_attribute_triples()
+        return load_patchscopes_tsv(options["data"], skip_empty_source=True)
+
+    def validate(self, options: Mapping[str, Any]) -> None:
+        """Read the user's TSV now, before any weights load: a bad file fails in seconds."""
+        if options["data"]:
+            self._triples(options)
+
+    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Patched generations are as long as the unpatched known-fact check."""
+        return {"do_sample": False, "max_gen_toks": int(options["new_tokens"])}
 
     def _rows(self, options: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [
@@ -121,6 +151,7 @@ class PatchscopeAttributes(ExplanationType):
                 "object": t.object,
                 "prompt_target": t.prompt_target,
                 "prompt_source": t.prompt_source,
+                "position_source": t.position_source,
             }
             for t in self._triples(options)
         ]
@@ -128,9 +159,8 @@ class PatchscopeAttributes(ExplanationType):
     def questions(self, options: Mapping[str, Any]) -> Any:
         import datasets
 
-        chosen = select(
-            self._rows(options), lambda row: row["question_id"], options, "patchscope_attributes"
-        )
+        # split by subject (entity), so the probe never sees a test subject in training
+        chosen = select(self._rows(options), _entity, options, "patchscope_attributes")
         return datasets.Dataset.from_list(chosen)
 
     def _hidden(
@@ -139,7 +169,15 @@ class PatchscopeAttributes(ExplanationType):
         from ground_truth.primitive import Read
 
         tokenizer = context.subject.tokenizer
-        encoded = [_subject_end(tokenizer, r["prompt_source"], r["subject"]) for r in rows]
+        encoded = [
+            _subject_end(
+                tokenizer,
+                r["prompt_source"],
+                r["subject"],
+                position_source=r.get("position_source"),
+            )
+            for r in rows
+        ]
         reads = [
             Read(site("resid_post", layer), row, position)
             for row, (_, position) in enumerate(encoded)
@@ -186,6 +224,8 @@ class PatchscopeAttributes(ExplanationType):
             "unpatched_answer": [tokenizer.decode(a) for a in answers],
             "probe_correct": probe_correct,
             "target": [d["object"] for d in docs],
+            "new_tokens": [options["new_tokens"]] * len(docs),
+            "target_layers": [_target_layers(options, backend.n_layers)] * len(docs),
         }
         for name, values in columns.items():
             questions = questions.add_column(name, values)
@@ -203,10 +243,11 @@ class PatchscopeAttributes(ExplanationType):
         from sklearn.linear_model import LogisticRegression
 
         fraction = context.options["test_fraction"]
+        tested = {_entity(d) for d in docs}
         train = [
             r
             for r in self._rows(context.options)
-            if partition_of(r["question_id"], fraction) == "train"
+            if partition_of(_entity(r), fraction) == "train" and _entity(r) not in tested
         ]
         if not train:
             return [[float("nan")] * len(layers) for _ in docs]
@@ -235,7 +276,10 @@ class PatchscopeAttributes(ExplanationType):
 
     def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
         layers = docs[0]["layers"] if len(docs) else []
-        return per_layer_metrics(layers, [("accuracy", True), ("probe_accuracy", True)])
+        metrics = dict(per_layer_metrics(layers, [("accuracy", True), ("probe_accuracy", True)]))
+        for source, target in _pairs(docs[0]) if len(docs) else []:
+            metrics[pair_metric(source, target)] = Metric(mean, higher_is_better=True)
+        return metrics
 
     def explainer_messages(
         self, doc: Mapping[str, Any], options: Mapping[str, Any]
@@ -249,34 +293,42 @@ class PatchscopeAttributes(ExplanationType):
         head, tail = _x_split(doc["prompt_target"])
         kwargs = {
             "until": ["\n"],
-            "max_gen_toks": int(generation.get("max_gen_toks", 10)),
+            "max_gen_toks": int(doc.get("new_tokens") or generation.get("max_gen_toks", 10)),
             "do_sample": False,
         }
+        hidden = dict(zip(doc["layers"], doc["hidden"], strict=True))
         return [
             (
                 "generate_until",
                 (
                     head
-                    + vectors.intervention([(site("resid_post", layer), hidden, layer)])
+                    + vectors.intervention([(site("resid_post", target), hidden[source], source)])
                     + tail,
                     kwargs,
                 ),
             )
-            for layer, hidden in zip(doc["layers"], doc["hidden"], strict=True)
+            for source, target in _pairs(doc)
         ]
 
     def score_results(
         self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
     ) -> dict[str, Any]:
+        pairs = _pairs(doc)
+        pair_hits = {
+            pair: float(doc["object"].lower() in str(text).lower())
+            for pair, text in zip(pairs, results, strict=True)
+        }
         hits = {
-            layer: float(doc["object"].lower() in str(text).lower())
-            for layer, text in zip(doc["layers"], results, strict=True)
+            layer: mean([hit for (source, _), hit in pair_hits.items() if source == layer])
+            for layer in doc["layers"]
         }
         probe = dict(zip(doc["layers"], doc["probe_correct"], strict=True))
         scores: dict[str, Any] = {}
         for layer in doc["layers"]:
             scores[f"accuracy_layer{layer:02d}"] = hits[layer]
             scores[f"probe_accuracy_layer{layer:02d}"] = probe[layer]
+        if doc.get("target_layers"):
+            scores.update({pair_metric(*pair): hit for pair, hit in pair_hits.items()})
         scores.update(accuracy=layer_mean(hits), probe_accuracy=layer_mean(probe))
         return scores
 
@@ -284,7 +336,36 @@ class PatchscopeAttributes(ExplanationType):
         raise NotImplementedError("scored per layer in score_results")
 
     def summarize_references(self, docs: Any) -> str:
-        return f"{len(docs)} triples the subject states unpatched, {len(docs[0]['layers'])} layers"
+        subjects = len({_entity(d) for d in docs})
+        return (
+            f"{len(docs)} triples the subject states unpatched, {len(docs[0]['layers'])} layers; "
+            f"train/test split by subject ({subjects} test subjects, none in the probe's "
+            f"training triples); {docs[0]['new_tokens']} tokens generated"
+        )
+
+
+def pair_metric(source: int, target: int) -> str:
+    """The metric of one (source layer l, target layer l*) pair of the sweep."""
+    return f"accuracy_src{source:02d}_tgt{target:02d}"
+
+
+def _target_layers(options: Mapping[str, Any], n_layers: int) -> list[int]:
+    """The sweep's target layers; empty for same-layer patching (l* = l)."""
+    text = str(options["target_layers"]).strip()
+    return [] if text == "same" else parse_layers(text, n_layers)
+
+
+def _pairs(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(source, target) layer pairs of one document, in request order."""
+    targets = doc.get("target_layers") or []
+    if not targets:
+        return [(layer, layer) for layer in doc["layers"]]
+    return [(source, target) for source in doc["layers"] for target in targets]
+
+
+def _entity(row: Mapping[str, Any]) -> str:
+    """The partition key: the subject, so all of an entity's triples fall on one side."""
+    return str(row["subject"]).strip().lower()
 
 
 def _fill(doc: Mapping[str, Any]) -> str:

@@ -56,8 +56,10 @@ def instill(
     seed: int,
     config: TrainingConfig,
     resume: bool = False,
+    weights_file: str | None = None,
 ) -> dict[str, Any]:
-    """Train ``subject`` to choose by random weights; save scenarios and weights beside the adapter."""
+    """Train ``subject`` to choose by random weights (or those of ``weights_file``, a CSV of
+    ``scenario, attr1..5``); save scenarios and weights beside the adapter."""
     import numpy as np
 
     from harness_plugins.builtin.preferences.scenarios import load_scenarios
@@ -68,6 +70,17 @@ def instill(
         scenarios = scenarios[:num_scenarios]
     rng = np.random.default_rng(seed)
     weights = {s.short_name: [float(w) for w in instilled_weights(rng)] for s in scenarios}
+    if weights_file:
+        from harness_plugins.builtin.preferences.report_scoring import read_weights_csv
+
+        given = {scenario: w for (_, scenario), w in read_weights_csv(weights_file).items()}
+        missing = [s.short_name for s in scenarios if s.short_name not in given]
+        if missing:
+            raise IntrospectError(
+                f"{weights_file}: no weights for scenario(s) {', '.join(missing[:3])}; add "
+                "rows for them or pass --num-scenarios/--scenarios to use fewer"
+            )
+        weights = {s.short_name: given[s.short_name] for s in scenarios}
     examples = instill_examples(scenarios, weights, per_scenario, seed)
     manifest = train_lora(
         subject,

@@ -215,6 +215,12 @@ class Preferences(ExplanationType):
             choices=("learned", "instilled"),
         ),
         Option(
+            "instilled_weights",
+            None,
+            "CSV of instilled weights (scenario, attr1..5) for reference=instilled; "
+            "default: the weights saved beside the adapter",
+        ),
+        Option(
             "test_fraction",
             0.5,
             "share of scenarios in the test partition",
@@ -255,11 +261,20 @@ class Preferences(ExplanationType):
 
         return self._questions(load_scenarios(options["scenarios"]), options)
 
+    def validate(self, options: Mapping[str, Any]) -> None:
+        """Read a given weights CSV before any model loads."""
+        if options["instilled_weights"]:
+            from harness_plugins.builtin.preferences.report_scoring import read_weights_csv
+
+            read_weights_csv(options["instilled_weights"])
+
     def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
         """With instilled references and no scenarios file, the adapter's own scenarios."""
         from harness_plugins.builtin.preferences.scenarios import validate_scenarios
 
         if options["reference"] != "instilled" or options["scenarios"]:
+            return self.questions(options)
+        if options["instilled_weights"]:
             return self.questions(options)
         adapter = getattr(subject, "peft", None)
         record = instilled_record(adapter)
@@ -322,7 +337,12 @@ class Preferences(ExplanationType):
                 )
             letters.append(ids[0])
         instilled = None
-        if options["reference"] == "instilled":
+        if options["reference"] == "instilled" and options["instilled_weights"]:
+            from harness_plugins.builtin.preferences.report_scoring import read_weights_csv
+
+            given = read_weights_csv(options["instilled_weights"])
+            instilled = {scenario: w for (_, scenario), w in given.items()}
+        elif options["reference"] == "instilled":
             instilled = instilled_record(context.subject.spec.peft)["weights"]
 
         pairs = [self.option_pairs(doc, options) for doc in questions]
@@ -363,7 +383,8 @@ class Preferences(ExplanationType):
             if instilled is not None:
                 if doc["short_name"] not in instilled:
                     raise IntrospectError(
-                        f"preferences: scenario {doc['short_name']!r} has no instilled weights in the adapter"
+                        f"preferences: scenario {doc['short_name']!r} has no instilled weights "
+                        "(in the adapter or instilled_weights CSV); add a row for it"
                     )
                 given = [float(w) for w in instilled[doc["short_name"]]]
                 reference = given

@@ -49,6 +49,8 @@ A_COLUMNS = tuple(f"A_attribute_{k}" for k in range(1, ATTRIBUTES + 1))
 B_COLUMNS = tuple(f"B_attribute_{k}" for k in range(1, ATTRIBUTES + 1))
 REQUIRED_COLUMNS = ("scenario", "selection", *A_COLUMNS, *B_COLUMNS)
 WEIGHT_COLUMNS = tuple(f"weight_{k}" for k in range(1, ATTRIBUTES + 1))
+MODEL_COLUMNS = ("model", "explaining_model")
+"""A choices file with one of these columns holds several models: each is fitted on its own."""
 NAME_COLUMNS = tuple(f"name_{k}" for k in range(1, ATTRIBUTES + 1))
 
 
@@ -298,7 +300,10 @@ def fit_choices_csv(
 
     ``ranges`` maps each scenario's short name to its five (min, max) pairs, in the order
     of the CSV's attribute columns; scenarios it holds beyond those in the CSV are ignored.
-    One output row per scenario, in order of first appearance: ``scenario``,
+    When the CSV's ``model`` (or ``explaining_model``) column names several models, each
+    model's scenarios are fitted separately (never pooled) and the output starts with a
+    ``model`` column.
+    One output row per (model,) scenario, in order of first appearance: ``scenario``,
     ``weight_1..5``, ``agreement``, ``n_choices``, ``degenerate`` and, with ``names``,
     ``name_1..5``. Faults in the file raise IntrospectError naming the file and the fault.
     """
@@ -345,20 +350,26 @@ def fit_choices_csv(
     a_all = np.column_stack([values[c] for c in A_COLUMNS])
     b_all = np.column_stack([values[c] for c in B_COLUMNS])
     chose_a = (selection == "A").to_numpy(float)
+    model_column = next((c for c in MODEL_COLUMNS if c in frame.columns), None)
+    models = frame[model_column].str.strip() if model_column else pd.Series([""] * len(frame))
+    if models.nunique() < 2:
+        model_column = None  # one model (the paper's files name it): the plain layout
     records = []
-    for scenario in order:
+    for model, scenario in dict.fromkeys(zip(models, scenarios, strict=True)):
         low, high = _scenario_ranges(path, scenario, ranges[scenario])
-        rows = (scenarios == scenario).to_numpy()
+        rows = ((scenarios == scenario) & (models == model)).to_numpy()
         fit = fit_weights(
             normalised_differences(a_all[rows], b_all[rows], low, high), chose_a[rows], l2=l2
         )
-        record = {"scenario": scenario}
+        record = {"model": model, "scenario": scenario} if model_column else {"scenario": scenario}
         record.update(zip(WEIGHT_COLUMNS, fit.weights, strict=True))
         record.update(agreement=fit.agreement, n_choices=fit.n, degenerate=fit.degenerate)
         if names is not None:
             record.update(zip(NAME_COLUMNS, (str(n) for n in names[scenario]), strict=True))
         records.append(record)
     columns = ["scenario", *WEIGHT_COLUMNS, "agreement", "n_choices", "degenerate"]
+    if model_column:
+        columns.insert(0, "model")
     if names is not None:
         columns += NAME_COLUMNS
     return pd.DataFrame.from_records(records, columns=columns)
