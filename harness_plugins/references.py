@@ -50,6 +50,10 @@ class ReferenceRecord:
     package_version: str = __version__
     subject_fingerprint: str | None = None
     explainer_fingerprint: str | None = None
+    explainer_base_fingerprint: str | None = None
+    explainer_adapter: str | None = None
+    explainer_adapter_fingerprint: str | None = None
+    reference_fingerprint: str | None = None
     reference_cache: str | None = None
     reference_key: str | None = None
     references_built: int = 0
@@ -79,6 +83,27 @@ def model_specs(
     return explainer, explainer
 
 
+def explanation_mode(explainer: Any, subject: Any) -> str:
+    """``self`` when the explainer runs on the subject's weights (adapters on top allowed).
+
+    Identity is by the base model: ``pretrained=M,peft=A`` explaining subject ``M`` is
+    self-explanation (an adapter trained to explain its own base), while an explainer on
+    other base weights, or a subject with an adapter the explainer does not carry, is cross.
+    """
+    if explainer is None or subject == explainer:
+        return "self"
+    base = dataclasses.replace(explainer, peft=None)
+    return "self" if subject == base else "cross"
+
+
+def mode_summary(record: ReferenceRecord) -> str:
+    """One console line saying which mode ran and on which weights."""
+    if record.mode == "self":
+        through = f" through adapter {record.explainer_adapter}" if record.explainer_adapter else ""
+        return f"mode self: {record.subject} explains itself{through}"
+    return f"mode cross: {record.explainer} explains subject {record.subject}"
+
+
 def check_model_names(specs: Iterable[Any], aliases: Mapping[str, Any]) -> None:
     """Fail before any weights load when a model or adapter path cannot exist.
 
@@ -102,6 +127,17 @@ def tokenizer_for(spec: Any, registry: Registry | None = None) -> Any:
     if live is not None:
         return live.tokenizer
     return load_tokenizer(spec, (registry or get_registry()).model_aliases)
+
+
+def reference_content_fingerprint(docs: Any) -> str:
+    """A hash of the reference answers themselves (documents and targets, in order)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(json.dumps(doc, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 class ReferencePipeline:
@@ -143,7 +179,7 @@ class ReferencePipeline:
         )
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
-        self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
+        self.mode = explanation_mode(self.explainer_spec, self.subject_spec)
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         self._check_tokenizers()
         self.record = ReferenceRecord(
@@ -153,6 +189,7 @@ class ReferencePipeline:
             subject=self.subject_spec.describe(),
             explainer=self.explainer_spec.describe() if self.explainer_spec else None,
             options=dict(self.options),
+            explainer_adapter=self.explainer_spec.peft if self.explainer_spec else None,
         )
         self._questions: Any = None
         self._docs: Any = None
@@ -262,9 +299,16 @@ class ReferencePipeline:
         else:
             how = f"reusing {len(self._docs)} cached references from {result.path}"
         summary = self.explanation.summarize_references(self._docs) if len(self._docs) else ""
-        logger.warning("introspect: %s: %s%s", self.task, how, f"; {summary}" if summary else "")
+        logger.warning(
+            "introspect: %s: %s; %s%s",
+            self.task,
+            mode_summary(self.record),
+            how,
+            f"; {summary}" if summary else "",
+        )
         self.record.subject_fingerprint = fingerprint
-        self.record.explainer_fingerprint = self._explainer_fingerprint(fingerprint)
+        self._record_explainer_fingerprints(fingerprint)
+        self.record.reference_fingerprint = reference_content_fingerprint(self._docs)
         self.record.reference_cache = str(result.path)
         self.record.reference_key = key.digest()
         self.record.references_built = built_rows
@@ -312,13 +356,22 @@ class ReferencePipeline:
         remember_fingerprint(self.subject_spec, source, live.fingerprint)
         return live.fingerprint
 
-    def _explainer_fingerprint(self, subject_fingerprint: str) -> str | None:
-        from ground_truth.subject import shared_models
+    def _record_explainer_fingerprints(self, subject_fingerprint: str) -> None:
+        """The explainer's base and adapter fingerprints (the whole model's when loaded)."""
+        from ground_truth.subject import adapter_fingerprint, shared_models
 
-        if self.mode == "self":
-            return subject_fingerprint
-        live = shared_models.get(self.explainer_spec) if self.explainer_spec else None
-        return live.fingerprint if live is not None else None
+        spec = self.explainer_spec
+        record = self.record
+        if spec is None or spec == self.subject_spec:
+            record.explainer_fingerprint = subject_fingerprint
+            record.explainer_base_fingerprint = subject_fingerprint
+            return
+        if self.mode == "self":  # the subject is the explainer's base
+            record.explainer_base_fingerprint = subject_fingerprint
+        live = shared_models.get(spec)
+        record.explainer_fingerprint = live.fingerprint if live is not None else None
+        if spec.peft:
+            record.explainer_adapter_fingerprint = adapter_fingerprint(spec.peft)
 
     # ------------------------------------------------------------------ the explainer side
 

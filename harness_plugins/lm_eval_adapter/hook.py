@@ -26,6 +26,7 @@ _AFTER_IMPORT = {
     "lm_eval.api.registry": "register_model",
     "lm_eval.tasks.manager": "patch_task_manager",
     "lm_eval.config.evaluate_config": "patch_evaluator_config",
+    "lm_eval.evaluator_utils": "patch_stderr",
 }
 
 

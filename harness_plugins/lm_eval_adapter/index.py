@@ -34,6 +34,28 @@ def register_model() -> None:
         model_registry.register("introspect", target=MODEL_TARGET)
 
 
+def patch_stderr() -> None:
+    """Let an aggregation carry its own standard error (``aggregate.introspect_stderr``).
+
+    lm-eval knows closed forms for mean and bootstraps a fixed list of functions 100,000
+    times; corpus-level introspect metrics (``changed_f1``) bring a vectorised bootstrap.
+    """
+    from lm_eval import evaluator_utils
+
+    original = evaluator_utils.stderr_for_metric
+    if getattr(original, "_introspect", False):
+        return
+
+    def stderr_for_metric(metric: Any, bootstrap_iters: int) -> Any:
+        own = getattr(metric, "introspect_stderr", None)
+        if own is not None and bootstrap_iters > 0:
+            return own
+        return original(metric, bootstrap_iters)
+
+    stderr_for_metric._introspect = True  # type: ignore[attr-defined]
+    evaluator_utils.stderr_for_metric = stderr_for_metric
+
+
 def _is_defaults(path: Any) -> bool:
     import lm_eval.tasks
 
