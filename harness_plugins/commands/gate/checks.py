@@ -54,8 +54,6 @@ class Check:
     warning: str | None = None
 
 
-
-
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
 

@@ -47,7 +47,6 @@ def parse_alpha(value: str | float | None) -> float | None:
     return alpha
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``introspect gate`` arguments to a (sub)parser."""
     parser.add_argument(

@@ -42,6 +42,7 @@ def gate_error(message: str) -> GateInputError:
     """
     return GateInputError(ERROR_PREFIX + message)
 
+
 # --------------------------------------------------------------------------- #
 # Data model
 # --------------------------------------------------------------------------- #

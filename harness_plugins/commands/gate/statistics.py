@@ -125,7 +125,9 @@ def difference_noise(results: Results, baseline: Results, task: str, key: str) -
         new, old = read_samples(new_file, metric, filt), read_samples(old_file, metric, filt)
         shared = [d for d in new if d in old and new[d][0] == old[d][0]]
         if len(shared) >= 2:
-            stderr = paired_bootstrap_stderr([new[d][1] for d in shared], [old[d][1] for d in shared])
+            stderr = paired_bootstrap_stderr(
+                [new[d][1] for d in shared], [old[d][1] for d in shared]
+            )
             if stderr is not None:
                 return Noise(stderr, f"paired bootstrap over {len(shared)} documents", len(shared))
     se_new, se_old = metric_stderr(results, task, key), metric_stderr(baseline, task, key)
