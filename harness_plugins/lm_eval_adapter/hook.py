@@ -27,6 +27,7 @@ _AFTER_IMPORT = {
     "lm_eval.tasks.manager": "patch_task_manager",
     "lm_eval.config.evaluate_config": "patch_evaluator_config",
     "lm_eval.evaluator_utils": "patch_stderr",
+    "lm_eval.utils": "patch_console_table",
 }
 
 

@@ -16,6 +16,13 @@ DATASET_PATH = "introspect"
 MODEL_TARGET = "harness_plugins.lm_eval_adapter.model:IntrospectLM"
 
 
+def patch_console_table() -> None:
+    """Per-layer metrics out of lm-eval's printed table (see `console`)."""
+    from harness_plugins.lm_eval_adapter.console import patch_console_table as patch
+
+    patch()
+
+
 def task_config_dir() -> Path:
     """The folder of introspect task YAMLs: inside the wheel, or the repository's tasks/."""
     package = Path(__file__).resolve().parents[1]  # harness_plugins/
