@@ -64,6 +64,24 @@ def _fsync_tree(folder: Path) -> None:
             os.close(descriptor)
 
 
+def umask_mode(kind: str) -> int:
+    """The mode ``open``/``mkdir`` would give under the umask (group-readable caches).
+
+    `tempfile` creates 0600 files and 0700 folders whatever the umask, which makes a
+    cache shared by a group (CI runners, a lab's machines) unreadable to the others.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if kind == "dir" else 0o666) & ~mask
+
+
+def _chmod_tree(root: Path) -> None:
+    os.chmod(root, umask_mode("dir"))
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, umask_mode("dir" if path.is_dir() else "file"))
+
+
 @contextlib.contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; fsync and rename it into place on success.
@@ -77,6 +95,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{final.name}-", dir=final.parent))
     try:
         yield staging
+        _chmod_tree(staging)
         _fsync_tree(staging)
         if final.exists():
             shutil.rmtree(final)
@@ -95,6 +114,7 @@ def write_file_atomically(final: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(staging, umask_mode("file"))
         os.replace(staging, final)
     except BaseException:
         Path(staging).unlink(missing_ok=True)
