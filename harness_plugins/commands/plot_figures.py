@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,7 +158,9 @@ def bars_figure(
     so a short bar is not misread as a bad score.
     """
     higher_is_better = higher_is_better or {}
-    captions = captions or {}
+    captions = {task: captions[task] for task in tasks if captions and captions.get(task)}
+    distinct = set(captions.values())
+    shared_caption = distinct.pop() if len(distinct) == 1 and len(captions) == len(tasks) else ""
     panels = [(task, unit, group) for task in tasks for unit, group in unit_groups(tasks[task])]
     ncols = min(3, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
@@ -195,7 +198,8 @@ def bars_figure(
         # Keep bars bar-shaped when a task has only one or two metrics.
         pad = max(0.0, (3 - len(values)) / 2)
         ax.set_xlim(-0.6 - pad, len(values) - 0.4 + pad)
-        note = captions.get(task, "")
+        note = "" if shared_caption else captions.get(task, "")
+        note = "\n".join(textwrap.wrap(note, 44))
         ax.set_title(task + (f"\n{note}" if note else ""), fontsize="medium")
         ax.set_ylabel(unit)
         ax.margins(y=0.15)
@@ -208,6 +212,8 @@ def bars_figure(
             ax.axhline(0, color="black", linewidth=0.6)
         ax.grid(True, axis="y", alpha=0.3)
     title = "Scalar metrics by task, one axis per unit (error bars: ± 1 stderr)"
+    if shared_caption:
+        title += f"\n{shared_caption}"
     if any_lower:
         title += "\n↓ (orange) = lower is better"
     figure.suptitle(title)
