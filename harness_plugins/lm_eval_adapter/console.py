@@ -35,6 +35,21 @@ def without_layer_rows(result_dict: dict[str, Any], column: str = "results") -> 
     return trimmed, dropped
 
 
+def mode_lines(result_dict: dict[str, Any], column: str = "results") -> list[str]:
+    """``TASK: mode self|cross (explainer E, subject S)`` for each introspect task shown."""
+    lines = []
+    configs = result_dict.get("configs") or {}
+    for task in result_dict.get(column) or {}:
+        record = ((configs.get(task) or {}).get("metadata") or {}).get("introspect")
+        if isinstance(record, dict) and record.get("mode"):
+            explainer = record.get("explainer") or record.get("subject")
+            lines.append(
+                f"{task}: mode {record['mode']} (explainer {explainer}, "
+                f"subject {record.get('subject')})"
+            )
+    return lines
+
+
 def patch_console_table() -> None:
     """Make ``lm_eval.utils.make_table`` leave per-layer rows out (idempotent)."""
     from lm_eval import utils
@@ -46,6 +61,9 @@ def patch_console_table() -> None:
     def make_table(result_dict: Any, column: str = "results", *args: Any, **kwargs: Any) -> str:
         trimmed, dropped = without_layer_rows(result_dict, column)
         table = original(trimmed, column, *args, **kwargs)
+        modes = mode_lines(result_dict, column)
+        if modes:
+            table += "\n" + "\n".join(modes) + "\n"
         if dropped:
             table += (
                 f"\n({dropped} per-layer metrics are in the results JSON and W&B; "

@@ -62,6 +62,7 @@ def test_adapter_on_the_subject_base_is_self_with_both_fingerprints(tiny_llama, 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "mode self:" in done.stderr and "through adapter" in done.stderr
+    assert "introspect_input_ablation: mode self (explainer" in done.stdout  # under the table
     results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())
     record = results["configs"]["introspect_input_ablation"]["metadata"]["introspect"]
     assert record["mode"] == "self"
