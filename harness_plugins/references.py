@@ -20,6 +20,11 @@ from typing import Any
 from harness_plugins import __version__
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
+from harness_plugins.identity import (
+    explanation_mode,
+    mode_summary,
+    reference_content_fingerprint,
+)
 from harness_plugins.options import resolve_options
 from harness_plugins.registry import Registry, get_registry
 
@@ -83,27 +88,6 @@ def model_specs(
     return explainer, explainer
 
 
-def explanation_mode(explainer: Any, subject: Any) -> str:
-    """``self`` when the explainer runs on the subject's weights (adapters on top allowed).
-
-    Identity is by the base model: ``pretrained=M,peft=A`` explaining subject ``M`` is
-    self-explanation (an adapter trained to explain its own base), while an explainer on
-    other base weights, or a subject with an adapter the explainer does not carry, is cross.
-    """
-    if explainer is None or subject == explainer:
-        return "self"
-    base = dataclasses.replace(explainer, peft=None)
-    return "self" if subject == base else "cross"
-
-
-def mode_summary(record: ReferenceRecord) -> str:
-    """One console line saying which mode ran and on which weights."""
-    if record.mode == "self":
-        through = f" through adapter {record.explainer_adapter}" if record.explainer_adapter else ""
-        return f"mode self: {record.subject} explains itself{through}"
-    return f"mode cross: {record.explainer} explains subject {record.subject}"
-
-
 def check_model_names(specs: Iterable[Any], aliases: Mapping[str, Any]) -> None:
     """Fail before any weights load when a model or adapter path cannot exist.
 
@@ -127,17 +111,6 @@ def tokenizer_for(spec: Any, registry: Registry | None = None) -> Any:
     if live is not None:
         return live.tokenizer
     return load_tokenizer(spec, (registry or get_registry()).model_aliases)
-
-
-def reference_content_fingerprint(docs: Any) -> str:
-    """A hash of the reference answers themselves (documents and targets, in order)."""
-    import hashlib
-    import json
-
-    digest = hashlib.sha256()
-    for doc in docs:
-        digest.update(json.dumps(doc, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
 
 
 class ReferencePipeline:

@@ -127,7 +127,7 @@ def run_pair(
 def pair_mode(explainer: ModelChoice, subject: ModelChoice) -> str:
     """Self when the explainer runs on the subject's weights, adapters on top allowed."""
     from ground_truth.subject import ModelSpec
-    from harness_plugins.references import explanation_mode
+    from harness_plugins.identity import explanation_mode
 
     return explanation_mode(
         ModelSpec(explainer.name, peft=explainer.peft), ModelSpec(subject.name, peft=subject.peft)

@@ -616,6 +616,12 @@ def test_subprocess_exit_codes(results_file: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "gate: 1 check, 0 failed" in ok.stdout
 
+    for argv in (
+        [results_file.parent / "missing.json", "--min", "arc_easy/acc=0.5"],
+        [results_file, "--min", "arc_easy/acc=high"],
+    ):
+        assert run_subprocess(*argv).returncode == 2  # bad input, not a failed check
+
     bad = run_subprocess(results_file, "--min", "arc_easy/nope=0.5")
     assert bad.returncode == 2
     assert bad.stdout == ""
