@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness_plugins.commands import gate
 
     gate_parser = sub.add_parser(
-        "gate", help="pass/fail lm-eval results against thresholds (for CI)"
+        "gate",
+        help="pass/fail lm-eval results against thresholds (for CI)",
+        epilog="exit status: 0 every check passed, 1 a check failed, 2 bad input (missing "
+        "file, unknown task or metric, malformed threshold, runs that cannot be compared)",
     )
     gate.add_arguments(gate_parser)
     gate_parser.set_defaults(func=cmd_gate)

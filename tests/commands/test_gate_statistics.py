@@ -122,3 +122,11 @@ def test_paired_bootstrap_of_f1_items():
     new = [[True, True], [False, False], [True, False], [False, True]] * 10
     old = [[True, True], [False, False], [True, True], [False, False]] * 10
     assert statistics.paired_bootstrap_stderr(new, old) > 0
+
+
+def test_help_documents_the_exit_statuses(capsys):
+    from harness_plugins.commands.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["gate", "--help"])
+    assert "1 a check failed, 2 bad input" in " ".join(capsys.readouterr().out.split())
