@@ -330,8 +330,13 @@ class ReferencePipeline:
         return live.fingerprint
 
     def _record_explainer_fingerprints(self, subject_fingerprint: str) -> None:
-        """The explainer's base and adapter fingerprints (the whole model's when loaded)."""
-        from ground_truth.subject import adapter_fingerprint, shared_models
+        """The explainer's whole, base and adapter fingerprints (what is known without loading)."""
+        from ground_truth.subject import (
+            adapter_fingerprint,
+            known_fingerprint,
+            resolve_source,
+            shared_models,
+        )
 
         spec = self.explainer_spec
         record = self.record
@@ -339,12 +344,22 @@ class ReferencePipeline:
             record.explainer_fingerprint = subject_fingerprint
             record.explainer_base_fingerprint = subject_fingerprint
             return
-        if self.mode == "self":  # the subject is the explainer's base
-            record.explainer_base_fingerprint = subject_fingerprint
         live = shared_models.get(spec)
         record.explainer_fingerprint = live.fingerprint if live is not None else None
-        if spec.peft:
-            record.explainer_adapter_fingerprint = adapter_fingerprint(spec.peft)
+        if not spec.peft:
+            record.explainer_base_fingerprint = record.explainer_fingerprint
+            return
+        record.explainer_adapter_fingerprint = adapter_fingerprint(spec.peft)
+        if self.mode == "self":  # the subject is the explainer's base
+            record.explainer_base_fingerprint = subject_fingerprint
+            return
+        base = dataclasses.replace(spec, peft=None)
+        live_base = shared_models.get(base)
+        record.explainer_base_fingerprint = (
+            live_base.fingerprint
+            if live_base is not None
+            else known_fingerprint(base, resolve_source(base, self.registry.model_aliases))
+        )
 
     # ------------------------------------------------------------------ the explainer side
 
