@@ -329,3 +329,20 @@ def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str)
             write_file_atomically(memo, json.dumps(table, indent=1))
     except (OSError, IntrospectError) as error:  # a memo only saves time: never fail a run
         logger.debug("introspect: fingerprint memo %s not written: %s", memo, error)
+
+
+def adapter_fingerprint(peft: str) -> str | None:
+    """A content hash of a local PEFT adapter's config and weights (None for a Hub id)."""
+    import hashlib
+
+    folder = Path(peft)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(folder.iterdir()):
+        if file.name.startswith("adapter_") and file.is_file():
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -20,6 +20,11 @@ from typing import Any
 from harness_plugins import __version__
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
+from harness_plugins.identity import (
+    explanation_mode,
+    mode_summary,
+    reference_content_fingerprint,
+)
 from harness_plugins.options import resolve_options
 from harness_plugins.registry import Registry, get_registry
 
@@ -50,6 +55,10 @@ class ReferenceRecord:
     package_version: str = __version__
     subject_fingerprint: str | None = None
     explainer_fingerprint: str | None = None
+    explainer_base_fingerprint: str | None = None
+    explainer_adapter: str | None = None
+    explainer_adapter_fingerprint: str | None = None
+    reference_fingerprint: str | None = None
     reference_cache: str | None = None
     reference_key: str | None = None
     references_built: int = 0
@@ -147,7 +156,7 @@ class ReferencePipeline:
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
         self.explanation.validate(self.options)  # user files too: before the ~45 s model load
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
-        self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
+        self.mode = explanation_mode(self.explainer_spec, self.subject_spec)
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         self._check_tokenizers()
         self.record = ReferenceRecord(
@@ -157,6 +166,7 @@ class ReferencePipeline:
             subject=self.subject_spec.describe(),
             explainer=self.explainer_spec.describe() if self.explainer_spec else None,
             options=dict(self.options),
+            explainer_adapter=self.explainer_spec.peft if self.explainer_spec else None,
         )
         self._questions: Any = None
         self._docs: Any = None
@@ -264,9 +274,16 @@ class ReferencePipeline:
         else:
             how = f"reusing {len(self._docs)} cached references from {result.path}"
         summary = self.explanation.summarize_references(self._docs) if len(self._docs) else ""
-        logger.warning("introspect: %s: %s%s", self.task, how, f"; {summary}" if summary else "")
+        logger.warning(
+            "introspect: %s: %s; %s%s",
+            self.task,
+            mode_summary(self.record),
+            how,
+            f"; {summary}" if summary else "",
+        )
         self.record.subject_fingerprint = fingerprint
-        self.record.explainer_fingerprint = self._explainer_fingerprint(fingerprint)
+        self._record_explainer_fingerprints(fingerprint)
+        self.record.reference_fingerprint = reference_content_fingerprint(self._docs)
         self.record.reference_cache = str(result.path)
         self.record.reference_key = key.digest()
         self.record.references_built = built_rows
@@ -345,13 +362,37 @@ class ReferencePipeline:
         remember_fingerprint(self.subject_spec, source, live.fingerprint)
         return live.fingerprint
 
-    def _explainer_fingerprint(self, subject_fingerprint: str) -> str | None:
-        from ground_truth.subject import shared_models
+    def _record_explainer_fingerprints(self, subject_fingerprint: str) -> None:
+        """The explainer's whole, base and adapter fingerprints (what is known without loading)."""
+        from ground_truth.subject import (
+            adapter_fingerprint,
+            known_fingerprint,
+            resolve_source,
+            shared_models,
+        )
 
-        if self.mode == "self":
-            return subject_fingerprint
-        live = shared_models.get(self.explainer_spec) if self.explainer_spec else None
-        return live.fingerprint if live is not None else None
+        spec = self.explainer_spec
+        record = self.record
+        if spec is None or spec == self.subject_spec:
+            record.explainer_fingerprint = subject_fingerprint
+            record.explainer_base_fingerprint = subject_fingerprint
+            return
+        live = shared_models.get(spec)
+        record.explainer_fingerprint = live.fingerprint if live is not None else None
+        if not spec.peft:
+            record.explainer_base_fingerprint = record.explainer_fingerprint
+            return
+        record.explainer_adapter_fingerprint = adapter_fingerprint(spec.peft)
+        if self.mode == "self":  # the subject is the explainer's base
+            record.explainer_base_fingerprint = subject_fingerprint
+            return
+        base = dataclasses.replace(spec, peft=None)
+        live_base = shared_models.get(base)
+        record.explainer_base_fingerprint = (
+            live_base.fingerprint
+            if live_base is not None
+            else known_fingerprint(base, resolve_source(base, self.registry.model_aliases))
+        )
 
     # ------------------------------------------------------------------ the explainer side
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lm_eval.api.metrics import f1_score as lm_eval_f1
+
 from harness_plugins.explanation import Metric, mean
 
 UNCHANGED = "The output would remain unchanged from <<<{}>>>."
@@ -83,21 +85,55 @@ def score_verdict(target: str, response: str) -> dict[str, Any]:
         "content_match": float(
             predicted is not None and predicted.content.lower() == reference.content.lower()
         ),
-        "changed_f1": [reference.changed, None if predicted is None else predicted.changed],
+        # (gold, predicted) for lm-eval's f1 (bootstrapped stderr); unparsed counts as unchanged
+        "changed_f1": [reference.changed, predicted is not None and predicted.changed],
         "valid": float(predicted is not None),
         "unchanged_rate": float(not reference.changed),
     }
 
 
-def changed_f1(pairs: Sequence[Sequence[Any]]) -> float:
-    """F1 of the "changed" class over the run; unparsed answers count as not "changed"."""
-    from sklearn.metrics import f1_score
+def _f1_of_resamples(golds: Any, preds: Any, axis: int = -1) -> Any:
+    """F1 of the "changed" class along ``axis`` (vectorised, for the bootstrap)."""
+    import numpy as np
 
+    tp = np.sum(golds & preds, axis=axis)
+    wrong = np.sum(golds ^ preds, axis=axis)
+    denominator = 2 * tp + wrong
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def changed_f1_stderr(pairs: Sequence[Sequence[Any]], iters: int = 1000) -> float:
+    """Bootstrapped standard error of `changed_f1` (scipy's paired bootstrap, vectorised)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    golds = np.array([bool(g) for g, _ in pairs])
+    preds = np.array([bool(p) for _, p in pairs])
+    result = bootstrap(
+        (golds, preds),
+        _f1_of_resamples,
+        paired=True,
+        vectorized=True,
+        n_resamples=iters,
+        method="percentile",
+        random_state=1234,
+    )
+    return float(result.standard_error)
+
+
+def changed_f1(pairs: Sequence[Sequence[Any]]) -> float:
+    """F1 of the "changed" class over the run (lm-eval's ``f1_score``).
+
+    Unparsed answers count as not "changed". lm-eval would bootstrap its f1 100,000
+    times with scikit-learn (minutes); ``introspect_stderr`` gives it a vectorised
+    bootstrap instead (see `harness_plugins.lm_eval_adapter.index.patch_stderr`).
+    """
     if not pairs:
         return float("nan")
-    truth = [bool(reference) for reference, _ in pairs]
-    predicted = [bool(guess) for _, guess in pairs]
-    return float(f1_score(truth, predicted, pos_label=True, zero_division=0.0))
+    return float(lm_eval_f1([(bool(g), bool(p)) for g, p in pairs]))
+
+
+changed_f1.introspect_stderr = changed_f1_stderr  # type: ignore[attr-defined]
 
 
 # What always answering "unchanged" scores; changed_f1's trivial value is 0.

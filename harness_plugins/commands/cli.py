@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrained=smollm2-135m-instruct --tasks introspect_input_ablation",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser(
+        "eval",
+        help="run lm_eval ARGS with --model introspect and the tasks registered "
+        "(works with INTROSPECT_DISABLE_LM_EVAL_HOOK=1)",
+        add_help=False,
+    )
 
     sub.add_parser(
         "plugins", help="list plugins, where they come from and what they register"
@@ -138,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness_plugins.commands import gate
 
     gate_parser = sub.add_parser(
-        "gate", help="pass/fail lm-eval results against thresholds (for CI)"
+        "gate",
+        help="pass/fail lm-eval results against thresholds (for CI)",
+        epilog="exit status: 0 every check passed, 1 a check failed, 2 bad input (missing "
+        "file, unknown task or metric, malformed threshold, runs that cannot be compared)",
     )
     gate.add_arguments(gate_parser)
     gate_parser.set_defaults(func=cmd_gate)
@@ -147,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     install_one_line_errors()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # lm_eval's own command line, introspect registered
+        from harness_plugins.lm_eval_adapter.__main__ import main as lm_eval_main
+
+        return lm_eval_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

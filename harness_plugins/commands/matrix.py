@@ -79,11 +79,11 @@ def run_pair(
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    mode = "self" if explainer == subject else "cross"
+    mode = pair_mode(explainer, subject)
     task_metadata = {**metadata, "pretrained": explainer.name}
     if explainer.peft:
         task_metadata["peft"] = explainer.peft
-    if mode == "cross":
+    if explainer != subject:
         task_metadata["subject"] = subject.name
         if subject.peft:
             task_metadata["subject_peft"] = subject.peft
@@ -102,6 +102,8 @@ def run_pair(
         ]
     cells = []
     for task, metrics in results["results"].items():
+        record = (results.get("configs", {}).get(task, {}).get("metadata") or {}).get("introspect")
+        task_mode = (record or {}).get("mode", mode)  # what the run itself decided
         for key, value in metrics.items():
             metric, _, _filter = key.partition(",")
             if not _filter or metric.endswith("_stderr"):
@@ -109,32 +111,57 @@ def run_pair(
             stderr = _number(metrics.get(f"{metric}_stderr,{_filter}"))
             cells.append(
                 Cell(
-                    explainer.label, subject.label, mode, task, metric, _number(value), stderr, "ok"
+                    explainer.label,
+                    subject.label,
+                    task_mode,
+                    task,
+                    metric,
+                    _number(value),
+                    stderr,
+                    "ok",
                 )
             )
     return cells
 
 
+def pair_mode(explainer: ModelChoice, subject: ModelChoice) -> str:
+    """Self when the explainer runs on the subject's weights, adapters on top allowed."""
+    from ground_truth.subject import ModelSpec
+    from harness_plugins.identity import explanation_mode
+
+    return explanation_mode(
+        ModelSpec(explainer.name, peft=explainer.peft), ModelSpec(subject.name, peft=subject.peft)
+    )
+
+
 def self_cross_gaps(cells: Sequence[Cell]) -> list[dict[str, Any]]:
-    """Per subject, task and metric: the self value minus the mean of the cross values."""
-    table: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    """Per subject, task, metric and self explainer: its value minus the mean cross value.
+
+    Like with like: each self explainer (the base, or base + adapter) gets its own row,
+    against the cross explainers of the same subject, task and metric.
+    """
+    table: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
     for cell in cells:
         if cell.value is None:
             continue
-        entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": [], "cross": []})
-        entry[cell.mode].append(cell.value)
+        entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": {}, "cross": {}})
+        entry[cell.mode][cell.explainer] = cell.value
     rows = []
     for (subject, task, metric), values in sorted(table.items()):
-        if values["self"] and values["cross"]:
-            cross = sum(values["cross"]) / len(values["cross"])
+        if not values["cross"]:
+            continue
+        cross = sum(values["cross"].values()) / len(values["cross"])
+        for explainer, value in sorted(values["self"].items()):
             rows.append(
                 {
                     "subject": subject,
+                    "explainer": explainer,
                     "task": task,
                     "metric": metric,
-                    "self": values["self"][0],
+                    "self": value,
                     "cross": cross,
-                    "gap": values["self"][0] - cross,
+                    "cross_explainers": len(values["cross"]),
+                    "gap": value - cross,
                 }
             )
     return rows
@@ -152,20 +179,27 @@ def heatmaps(
     keys = sorted({(c.task, c.metric) for c in cells if c.metric})
     for task, metric in keys:
         grid = np.full((len(explainers), len(subjects)), np.nan)
+        modes = np.full((len(explainers), len(subjects)), "", dtype=object)
         for cell in cells:
             if cell.task == task and cell.metric == metric and cell.value is not None:
                 grid[explainers.index(cell.explainer), subjects.index(cell.subject)] = cell.value
+                modes[explainers.index(cell.explainer), subjects.index(cell.subject)] = cell.mode
+        finite = grid[np.isfinite(grid)]
+        rate = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+        scale = {"vmin": 0.0, "vmax": 1.0} if rate else {}
         figure = new_figure(1.6 + 1.3 * len(subjects), 1.2 + 0.9 * len(explainers))
         axes = figure.add_subplot(1, 1, 1)
-        image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis")
+        image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis", **scale)
         axes.set_xticks(range(len(subjects)), subjects, rotation=30, ha="right")
         axes.set_yticks(range(len(explainers)), explainers)
         axes.set_xlabel("subject")
         axes.set_ylabel("explainer")
-        axes.set_title(f"{task}: {metric}")
+        axes.set_title(f"{task}: {metric} (self cells marked)")
         for i in range(len(explainers)):
             for j in range(len(subjects)):
                 text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}"
+                if modes[i, j] == "self":
+                    text += "\nself"
                 axes.text(
                     j,
                     i,
@@ -196,9 +230,12 @@ def log_to_wandb(
                 columns=columns, data=[list(asdict(c).values()) for c in cells]
             ),
             "matrix/self_minus_cross": wandb.Table(
-                columns=["subject", "task", "metric", "self", "cross", "gap"],
+                columns=["subject", "explainer", "task", "metric", "self", "cross", "gap"],
                 data=[
-                    [g[k] for k in ("subject", "task", "metric", "self", "cross", "gap")]
+                    [
+                        g[k]
+                        for k in ("subject", "explainer", "task", "metric", "self", "cross", "gap")
+                    ]
                     for g in gaps
                 ],
             ),
@@ -280,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
                 Cell(
                     explainer.label,
                     s.label,
-                    "self" if s == explainer else "cross",
+                    pair_mode(explainer, s),
                     t,
                     "",
                     None,
@@ -309,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     print("\nself minus cross, per subject:")
     for gap in gaps:
         print(
-            f"  {gap['subject']:<28} {gap['task']}/{gap['metric']:<16} self {gap['self']:.3f}  cross {gap['cross']:.3f}  gap {gap['gap']:+.3f}"
+            f"  {gap['subject']:<28} {gap['explainer']:<28} {gap['task']}/{gap['metric']:<16} self {gap['self']:.3f}  cross {gap['cross']:.3f}  gap {gap['gap']:+.3f}"
         )
     if not gaps:
         print("  (needs each subject also among the explainers, and at least one other explainer)")

@@ -7,20 +7,52 @@ from pathlib import Path
 from typing import Any
 
 from harness_plugins.commands.common import metadata_option
+from harness_plugins.errors import IntrospectError
+
+
+def parse_wandb_args(text: str | None) -> dict[str, str]:
+    """lm-eval's ``--wandb_args project=P,name=N,...`` as a dict ({} when not given: no W&B)."""
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise IntrospectError(
+                f"--wandb_args: expected KEY=VALUE[,KEY=VALUE], got {part!r} "
+                "(example: --wandb_args project=introspect,name=run1)"
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def _training_config(args: argparse.Namespace) -> Any:
     from harness_plugins.training.lora import TrainingConfig
 
+    wandb = parse_wandb_args(args.wandb_args)
+    legacy = getattr(args, "wandb_project", None)  # the hidden --wandb-project alias
+    if legacy and legacy not in ("", "none"):
+        wandb.setdefault("project", legacy)
+    if wandb:
+        wandb.setdefault("project", "lm-eval-introspect")
+    modules = args.target_modules
     return TrainingConfig(
         epochs=args.epochs,
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation_steps,
         lora_r=args.lora_r,
-        lora_alpha=2 * args.lora_r,
+        lora_alpha=args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_r,
+        lora_dropout=args.lora_dropout,
+        target_modules=modules if modules == "all-linear" else modules.split(","),
+        max_length=args.max_length,
+        save_steps=args.save_steps,
+        warmup_ratio=args.warmup_ratio,
         seed=args.seed,
-        wandb_project=None if args.wandb_project in ("", "none") else args.wandb_project,
+        wandb_project=wandb.pop("project", None),
+        run_name=wandb.pop("name", None),
+        wandb_args=wandb,
     )
 
 
@@ -117,65 +149,141 @@ def cmd_train_explainer(args: argparse.Namespace) -> int:
     return 0
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after each help line that has a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_option(parser: Any, name: str, **kwargs: Any) -> None:
+    """``--name_with_underscores`` (lm-eval's style), plus ``--name-with-dashes`` hidden."""
+    parser.add_argument(f"--{name}", **kwargs)
+    if "_" in name:
+        hidden = {k: v for k, v in kwargs.items() if k in ("type", "action", "choices")}
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+            **hidden,
+        )
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training (LoRA)")
-    group.add_argument("--epochs", type=float, default=1.0, help="passes over the examples")
-    group.add_argument(
-        "--max-steps",
+    add_option(group, "epochs", type=float, default=1.0, help="passes over the examples")
+    add_option(
+        group, "max_steps", type=int, default=-1, help="stop after N steps (overrides --epochs)"
+    )
+    add_option(group, "learning_rate", type=float, default=2e-4, help="peak learning rate")
+    add_option(
+        group,
+        "warmup_ratio",
+        type=float,
+        default=0.0,
+        help="share of the steps to warm the learning rate up from 0 (0: full rate from step 1)",
+    )
+    add_option(group, "batch_size", type=int, default=8, help="examples per device step")
+    add_option(
+        group,
+        "gradient_accumulation_steps",
         type=int,
-        default=-1,
-        help="stop after N optimizer steps (overrides --epochs)",
+        default=1,
+        help="device steps per optimizer step",
     )
-    group.add_argument("--learning-rate", type=float, default=2e-4)
-    group.add_argument("--batch-size", type=int, default=8)
-    group.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2 r)")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument(
-        "--wandb-project", default="lm-eval-introspect", help="W&B project ('none' to disable)"
+    add_option(group, "max_length", type=int, default=1024, help="tokens per example (cut left)")
+    add_option(group, "lora_r", type=int, default=16, help="LoRA rank")
+    add_option(group, "lora_alpha", type=int, default=None, help="LoRA alpha (default: 2 r)")
+    add_option(group, "lora_dropout", type=float, default=0.0, help="LoRA dropout")
+    add_option(
+        group,
+        "target_modules",
+        default="all-linear",
+        help="comma-separated module names to adapt, e.g. q_proj,v_proj",
     )
-    group.add_argument(
-        "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+    add_option(
+        group,
+        "save_steps",
+        type=float,
+        default=0.25,
+        help="checkpoint every N steps (below 1: that share of the run), for --resume",
+    )
+    add_option(group, "seed", type=int, default=0, help="random seed")
+    add_option(
+        group,
+        "wandb_args",
+        default=None,
+        help="log to W&B, as lm-eval: project=P,name=N,... (default: no W&B)",
+    )
+    group.add_argument("--wandb-project", help=argparse.SUPPRESS)  # the old opt-out form
+    add_option(
+        group,
+        "resume",
+        action="store_true",
+        default=False,
+        help="continue an interrupted run from its last checkpoint (error if it has none)",
     )
 
 
 def add_commands(sub: Any) -> None:
     train = sub.add_parser("train", help="LoRA training: instill preferences, train reports")
     tr = train.add_subparsers(dest="action", metavar="ACTION", required=True)
+    formatter = DefaultsHelpFormatter
     instill = tr.add_parser(
-        "instill", help="fine-tune a subject to choose by random instilled weights"
+        "instill",
+        help="fine-tune a subject to choose by random instilled weights",
+        formatter_class=formatter,
     )
     instill.add_argument("--subject", required=True, help="model alias, local folder or Hub id")
     instill.add_argument("--out", required=True, help="adapter folder to write")
     instill.add_argument("--scenarios", help="scenarios JSON (default: the built-in set)")
-    instill.add_argument("--num-scenarios", type=int, help="use only the first N scenarios")
+    add_option(instill, "num_scenarios", type=int, help="use only the first N scenarios")
     instill.add_argument(
         "--weights", help="CSV of weights to instill (scenario, attr1..5); default: random"
     )
-    instill.add_argument("--examples-per-scenario", type=int, default=50)
+    add_option(instill, "examples_per_scenario", type=int, default=50, help="examples per scenario")
     _add_training_arguments(instill)
     instill.set_defaults(func=cmd_train_instill)
-    report = tr.add_parser("report", help="fine-tune an explainer to report decision weights")
+    report = tr.add_parser(
+        "report",
+        help="fine-tune an explainer to report decision weights",
+        formatter_class=formatter,
+    )
     report.add_argument("--explainer", required=True, help="model alias, local folder or Hub id")
-    report.add_argument(
-        "--explainer-peft", help="adapter of the explainer to continue from (e.g. an instilled one)"
+    add_option(
+        report,
+        "explainer_peft",
+        help="adapter of the explainer to continue from (e.g. an instilled one)",
     )
     report.add_argument("--subject", help="whose weights to report (default: the explainer itself)")
-    report.add_argument("--subject-peft", help="adapter of the subject")
-    report.add_argument("--reference", choices=("learned", "instilled"), default="learned")
+    add_option(report, "subject_peft", help="adapter of the subject")
+    report.add_argument(
+        "--reference",
+        choices=("learned", "instilled"),
+        default="learned",
+        help="which weights to report",
+    )
     report.add_argument("--repeats", type=int, default=1, help="copies of each train example")
     report.add_argument("--metadata", help="further introspect_preferences options as JSON")
     report.add_argument("--out", required=True, help="adapter folder to write")
     _add_training_arguments(report)
     report.set_defaults(func=cmd_train_report)
     explainer = tr.add_parser(
-        "explainer", help="fine-tune an explainer on the train partitions of explanation types"
+        "explainer",
+        help="fine-tune an explainer on the train partitions of explanation types",
+        formatter_class=formatter,
     )
     explainer.add_argument("--subject", required=True, help="model whose internals are explained")
-    explainer.add_argument("--subject-peft", help="adapter of the subject")
+    add_option(explainer, "subject_peft", help="adapter of the subject")
     explainer.add_argument(
         "--explainer", help="model to train (default: the subject: self-explanation)"
     )
-    explainer.add_argument("--explainer-peft", help="adapter of the explainer to continue from")
+    add_option(explainer, "explainer_peft", help="adapter of the explainer to continue from")
     explainer.add_argument(
         "--types",
         required=True,

@@ -26,6 +26,8 @@ _AFTER_IMPORT = {
     "lm_eval.api.registry": "register_model",
     "lm_eval.tasks.manager": "patch_task_manager",
     "lm_eval.config.evaluate_config": "patch_evaluator_config",
+    "lm_eval.evaluator_utils": "patch_stderr",
+    "lm_eval.utils": "patch_console_table",
 }
 
 
@@ -76,9 +78,13 @@ class _AfterImportFinder:
         return None
 
 
-def install() -> None:
-    """Register the import hook (idempotent); patch at once what lm-eval already imported."""
-    if os.environ.get(DISABLE_ENV, "").lower() in ("1", "true", "yes", "on"):
+def install(force: bool = False) -> None:
+    """Register the import hook (idempotent); patch at once what lm-eval already imported.
+
+    ``force``: even when ``INTROSPECT_DISABLE_LM_EVAL_HOOK`` is set (an explicit
+    ``python -m harness_plugins.lm_eval_adapter`` / ``introspect eval`` run).
+    """
+    if not force and os.environ.get(DISABLE_ENV, "").lower() in ("1", "true", "yes", "on"):
         return
     if any(isinstance(finder, _AfterImportFinder) for finder in sys.meta_path):
         return

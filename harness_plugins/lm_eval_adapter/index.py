@@ -16,6 +16,13 @@ from harness_plugins.lm_eval_adapter import DATASET_PATH, GROUP, MODEL_NAME
 MODEL_TARGET = "harness_plugins.lm_eval_adapter.model:IntrospectLM"
 
 
+def patch_console_table() -> None:
+    """Per-layer metrics out of lm-eval's printed table (see `console`)."""
+    from harness_plugins.lm_eval_adapter.console import patch_console_table as patch
+
+    patch()
+
+
 def task_config_dir() -> Path:
     """The folder of introspect task YAMLs: inside the wheel, or the repository's tasks/."""
     package = Path(__file__).resolve().parents[1]  # harness_plugins/
@@ -32,6 +39,28 @@ def register_model() -> None:
 
     if MODEL_NAME not in model_registry:
         model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+
+
+def patch_stderr() -> None:
+    """Let an aggregation carry its own standard error (``aggregate.introspect_stderr``).
+
+    lm-eval knows closed forms for mean and bootstraps a fixed list of functions 100,000
+    times; corpus-level introspect metrics (``changed_f1``) bring a vectorised bootstrap.
+    """
+    from lm_eval import evaluator_utils
+
+    original = evaluator_utils.stderr_for_metric
+    if getattr(original, "_introspect", False):
+        return
+
+    def stderr_for_metric(metric: Any, bootstrap_iters: int) -> Any:
+        own = getattr(metric, "introspect_stderr", None)
+        if own is not None and bootstrap_iters > 0:
+            return own
+        return original(metric, bootstrap_iters)
+
+    stderr_for_metric._introspect = True  # type: ignore[attr-defined]
+    evaluator_utils.stderr_for_metric = stderr_for_metric
 
 
 def _is_defaults(path: Any) -> bool:

@@ -24,6 +24,11 @@ from lm_eval.filters import build_filter_ensemble
 from harness_plugins.errors import IntrospectError, install_one_line_errors
 from harness_plugins.explanation import ScoringContext
 from harness_plugins.lm_eval_adapter import DATASET_PATH
+from harness_plugins.lm_eval_adapter.index import (
+    patch_console_table,
+    patch_stderr,
+    register_model,
+)
 from harness_plugins.prompts import chat
 from harness_plugins.prompts.vectors import VectorTable
 from harness_plugins.references import TASK_PREFIX, ReferencePipeline, task_name_for
@@ -31,6 +36,12 @@ from harness_plugins.references import TASK_PREFIX, ReferencePipeline, task_name
 logger = logging.getLogger("introspect")
 
 __all__ = ["DATASET_PATH", "TASK_PREFIX", "IntrospectTask", "task_name_for"]
+
+# Also when the tasks come in through --include_path with the hook off: lm-eval reads
+# the task YAMLs (and so imports this module) before it looks up ``--model introspect``.
+patch_stderr()
+patch_console_table()
+register_model()
 
 
 class IntrospectTask(Task):

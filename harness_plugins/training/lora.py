@@ -51,10 +51,15 @@ class TrainingConfig:
     target_modules: str | list[str] = "all-linear"
     max_length: int = 1024
     seed: int = 0
-    save_steps: int = 200
+    save_steps: float = 0.25
+    """Checkpoint every N steps; below 1, that share of the run (so short runs checkpoint)."""
+    warmup_ratio: float = 0.0
+    """Share of the steps that warm the learning rate up from 0; 0: full rate from step 1."""
     logging_steps: int = 10
-    wandb_project: str | None = "lm-eval-introspect"
+    wandb_project: str | None = None
+    """W&B is opt-in: None logs nowhere."""
     run_name: str | None = None
+    wandb_args: dict[str, str] = field(default_factory=dict)
     bf16: bool | None = None
     """bfloat16 autocast; None: where the hardware does it natively (recent GPUs, CPUs with
     AVX512-BF16 or AMX), which is ~3x faster on such CPUs."""
@@ -194,6 +199,14 @@ def train_lora(
     if staging.exists() and not resume:
         shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
+    checkpoints = sorted(
+        (staging / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
+    )
+    if resume and not checkpoints:
+        raise IntrospectError(
+            f"--resume: no checkpoint of an interrupted run in {staging} (none was saved "
+            "before it stopped; see --save_steps); run again without --resume"
+        )
 
     aliases = get_registry().model_aliases
     source = resolve_source(base, aliases)
@@ -224,7 +237,9 @@ def train_lora(
         )
     use_wandb = bool(config.wandb_project)
     if use_wandb:
-        os.environ.setdefault("WANDB_PROJECT", config.wandb_project)
+        os.environ["WANDB_PROJECT"] = str(config.wandb_project)
+        for key, value in config.wandb_args.items():  # entity=..., group=..., as lm-eval
+            os.environ[f"WANDB_{key.upper()}"] = value
     arguments = TrainingArguments(
         output_dir=str(staging / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -233,7 +248,8 @@ def train_lora(
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation,
         logging_steps=_logging_steps(config, len(examples)),
-        save_steps=config.save_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps if config.save_steps < 1 else int(config.save_steps),
         save_total_limit=2,
         seed=config.seed,
         report_to=["wandb"] if use_wandb else [],
@@ -242,7 +258,7 @@ def train_lora(
         use_cpu=not torch.cuda.is_available(),
         bf16=native_bf16() if config.bf16 is None else config.bf16,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # a float below 1 is a share of the steps
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps
     )
     trainer = _slot_trainer()(
         model=model,
@@ -251,16 +267,17 @@ def train_lora(
         data_collator=_Collator(tokenizer.pad_token_id),
     )
     started = time.perf_counter()
-    checkpoints = sorted((staging / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(
         resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None
     )
     seconds = time.perf_counter() - started
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    rates = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
 
     final = staging / "adapter"
     model.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
+    name_base_model(final, base.pretrained)
     manifest = {
         **description,
         "base": asdict(base),
@@ -269,6 +286,7 @@ def train_lora(
         "seconds": round(seconds, 1),
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
+        "first_learning_rate": rates[0] if rates else None,
         "config": asdict(config),
     }
     (final / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
@@ -288,6 +306,18 @@ def train_lora(
         format_loss(manifest["final_loss"]),
     )
     return manifest
+
+
+def name_base_model(adapter: Path, name: str) -> None:
+    """Write the base as the user named it (alias, Hub id or folder) into adapter_config.json.
+
+    PEFT records the path it loaded from, a cache folder for an alias; the alias (or Hub
+    id) loads the same base on another machine.
+    """
+    config_path = Path(adapter) / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = name
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def native_bf16() -> bool:

@@ -55,7 +55,7 @@ def test_scores_for_exact_content_and_invalid_answers():
     assert invalid == {
         "exact_match": 0.0,
         "content_match": 0.0,
-        "changed_f1": [True, None],
+        "changed_f1": [True, False],
         "valid": 0.0,
         "unchanged_rate": 0.0,
     }
@@ -65,7 +65,24 @@ def test_scores_for_exact_content_and_invalid_answers():
 
 
 def test_changed_f1_is_a_corpus_level_f1_with_invalid_answers_as_misses():
-    pairs = [[True, True], [False, False], [False, False], [False, False], [True, None]]
+    pairs = [[True, True], [False, False], [False, False], [False, False], [True, False]]
     expected = f1_score([1, 0, 0, 0, 1], [1, 0, 0, 0, 0])
     assert changed_f1(pairs) == pytest.approx(expected)
     assert changed_f1(pairs) != pytest.approx(sum(a == b for a, b in pairs) / len(pairs))
+
+
+def test_changed_f1_has_a_bootstrapped_stderr_lm_eval_uses():
+    from lm_eval import evaluator_utils
+
+    from harness_plugins.builtin.causal_verdict import changed_f1_stderr
+    from harness_plugins.lm_eval_adapter.index import patch_stderr
+
+    patch_stderr()
+    stderr_fn = evaluator_utils.stderr_for_metric(changed_f1, bootstrap_iters=100000)
+    assert stderr_fn is changed_f1_stderr
+    pairs = [[True, True], [False, True], [True, False], [False, False]] * 5
+    assert 0 < stderr_fn(pairs) < 0.5
+    # other metrics keep lm-eval's own stderr
+    from lm_eval.api.metrics import mean, mean_stderr
+
+    assert evaluator_utils.stderr_for_metric(mean, bootstrap_iters=10) is mean_stderr

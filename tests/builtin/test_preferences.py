@@ -308,3 +308,17 @@ def test_fit_command_reads_the_papers_csv_layout(tmp_path):
     recovered = fitted[[f"weight_{k}" for k in range(1, 6)]].to_numpy().ravel()
     expected = np.array([truth[s.short_name] for s in scenarios[:3]]).ravel()
     assert np.corrcoef(recovered, expected)[0, 1] > 0.9
+
+
+def test_corpus_level_metrics_have_a_bootstrapped_stderr():
+    from lm_eval import evaluator_utils
+
+    from harness_plugins.builtin.preferences.weight_reports import mean_of_points
+    from harness_plugins.lm_eval_adapter.index import patch_stderr
+
+    patch_stderr()
+    docs = [[[i, i + (i % 3)], [i + 1, i * 2]] for i in range(12)]
+    for aggregate in (pearson_r, mean_of_points):
+        stderr = evaluator_utils.stderr_for_metric(aggregate, bootstrap_iters=100000)
+        items = docs if aggregate is pearson_r else [[abs(a - b) for a, b in d] for d in docs]
+        assert stderr is not None and stderr(items) > 0

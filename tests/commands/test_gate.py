@@ -9,6 +9,8 @@ adds around them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -141,10 +143,13 @@ def run_gate(*argv: str | Path) -> int:
 
 
 def gate_error(*argv: str | Path) -> str:
-    """Run the gate expecting a bad-input error; return its message."""
-    with pytest.raises(SystemExit) as excinfo:
-        run_gate(*argv)
-    message = str(excinfo.value.code)
+    """Run the gate expecting a bad-input error (exit 2, one stderr line); return its message."""
+    args = make_parser().parse_args([str(a) for a in argv])
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()) as out:
+        assert gate.run(args) == 2
+    assert out.getvalue() == ""
+    message = stderr.getvalue().rstrip("\n")
     assert message.startswith("introspect gate: error: "), message
     assert "\n" not in message
     return message
@@ -582,7 +587,7 @@ def test_load_results_merges_groups(results_file: Path) -> None:
 
 GLUE = (
     "import argparse, sys\n"
-    "from harness_plugins import gate\n"
+    "from harness_plugins.commands import gate\n"
     "parser = argparse.ArgumentParser(prog='introspect gate')\n"
     "gate.add_arguments(parser)\n"
     "sys.exit(gate.run(parser.parse_args()))\n"
@@ -611,7 +616,13 @@ def test_subprocess_exit_codes(results_file: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "gate: 1 check, 0 failed" in ok.stdout
 
+    for argv in (
+        [results_file.parent / "missing.json", "--min", "arc_easy/acc=0.5"],
+        [results_file, "--min", "arc_easy/acc=high"],
+    ):
+        assert run_subprocess(*argv).returncode == 2  # bad input, not a failed check
+
     bad = run_subprocess(results_file, "--min", "arc_easy/nope=0.5")
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr.strip().startswith("introspect gate: error: metric 'nope'")

@@ -251,7 +251,9 @@ def test_layer_figure_lines_match_input() -> None:
         assert list(line.get_xdata()) == list(LAYERS)
         assert list(line.get_ydata()) == [fn(layer) for layer in LAYERS]
     assert len(ax.collections) == 2  # one stderr band per line
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Patchscope", "logit lens"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t for t in legend if not t.startswith("shaded")] == ["Patchscope", "logit lens"]
+    assert "shaded: ± 1 stderr" in legend  # the band says what it is
     assert ax.get_xlabel() == "layer" and "p_at_1" in ax.get_title()
 
 
@@ -462,3 +464,22 @@ def test_stderr_band_skips_missing_values() -> None:
     xs = [x for path in band.get_paths() for x, _ in path.vertices]
     assert any(math.isclose(x, 0.0) for x in xs) and any(math.isclose(x, 2.0) for x in xs)
     assert not any(math.isclose(x, 1.0) for x in xs)
+
+
+def test_bars_put_each_unit_on_its_own_axis_and_captions_name_the_run():
+    tasks = {"t": {"acc": (0.5, 0.1), "content_match": (0.7, None), "surprisal": (3.2, 0.2)}}
+    figure = plots.bars_figure(tasks, captions={"t": "explainer m · subject m · mode self · n=9"})
+    axes = figure.get_axes()
+    assert [ax.get_ylabel() for ax in axes] == ["rate (0-1)", "surprisal"]
+    assert axes[0].get_ylim() == (0, 1.1)
+    title = figure._suptitle.get_text()  # one run: its caption once, above every panel
+    assert "mode self" in title and "n=9" in title
+
+
+def test_caption_from_the_results_record():
+    data = {
+        "config": {"model_name": "m"},
+        "configs": {"t": {"metadata": {"introspect": {"subject": "s", "mode": "cross"}}}},
+        "n-samples": {"t": {"effective": 50}},
+    }
+    assert plots.caption(data, "t") == "explainer m · subject s · mode cross · n=50"

@@ -107,3 +107,21 @@ def test_ground_truth_ls_and_rm_commands(tmp_path, monkeypatch, capsys):
     assert "no reference dataset with key nosuchkey" in capsys.readouterr().err
     assert main(["ground-truth", "rm", "--all"]) == 0
     assert store.entries() == []
+
+
+def test_cache_files_follow_the_umask_so_a_group_can_share_them(tmp_path):
+    import os
+    import stat
+
+    from ground_truth.store import atomic_directory, write_file_atomically
+
+    old = os.umask(0o027)
+    try:
+        write_file_atomically(tmp_path / "memo.json", "{}")
+        with atomic_directory(tmp_path / "entry") as staging:
+            (staging / "data.arrow").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "memo.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "entry").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "entry" / "data.arrow").stat().st_mode) == 0o640

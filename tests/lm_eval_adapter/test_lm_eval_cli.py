@@ -157,6 +157,20 @@ def test_opt_out_hides_the_tasks_and_include_path_brings_them_back(tiny_llama):
     assert "introspect_input_ablation" in shown.stdout
 
 
+def test_hook_off_introspect_eval_registers_the_introspect_model(tiny_llama):
+    # The README's route for --model introspect with the hook off: `introspect eval`
+    # (= python -m harness_plugins.lm_eval_adapter) runs lm_eval with it registered.
+    off = {"INTROSPECT_DISABLE_LM_EVAL_HOOK": "1"}
+    folder = run_cli("introspect", "tasks", "--path").stdout.strip()
+    args = ["--model", "introspect", "--model_args", f"pretrained={tiny_llama}", "--device", "cpu"]
+    args += ["--tasks", "introspect_input_ablation", "--limit", "1", "--include_path", folder]
+    plain = run_cli("lm_eval", *args, env=off)
+    assert plain.returncode != 0 and "no model for this name found" in plain.stderr
+    done = run_cli("introspect", "eval", *args, env=off)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "introspect_input_ablation" in done.stdout and "changed_f1" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

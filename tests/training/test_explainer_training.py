@@ -114,6 +114,10 @@ def test_train_explainer_command_then_evaluate_the_adapter(tiny_llama, tmp_path)
         "features",
     }
     assert manifest["examples"] == 8 and manifest["steps"] == 2
+    assert manifest["first_learning_rate"] > 0  # no warm-up unless --warmup_ratio asks
+    assert manifest["config"]["wandb_project"] is None  # W&B is opt-in
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_llama)
     evaluated = run_cli(
         "lm_eval",
         "--model",

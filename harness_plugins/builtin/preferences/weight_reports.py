@@ -25,6 +25,7 @@ from harness_plugins.explanation import ExplanationType, Metric, ReferenceContex
 from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts.chat import encode_prompt
+from harness_plugins.stderr import with_bootstrap_stderr
 
 INSTILLED_FILE = "introspect_instilled.json"
 
@@ -132,6 +133,7 @@ def parse_report(text: str, names: Sequence[str]) -> list[float] | None:
     return [max(-100.0, min(100.0, found[i])) for i in range(len(names))]
 
 
+@with_bootstrap_stderr
 def pearson_r(point_lists: list[list[list[float]]]) -> float:
     """Correlation over every (report, reference) point of the run, not a mean of per-doc r."""
     from scipy.stats import pearsonr
@@ -145,6 +147,7 @@ def pearson_r(point_lists: list[list[list[float]]]) -> float:
     return float(pearsonr(reports, references).statistic)
 
 
+@with_bootstrap_stderr
 def mean_of_points(value_lists: list[list[float]]) -> float:
     values = [v for values in value_lists for v in values]
     return float(sum(values) / len(values)) if values else float("nan")
