@@ -32,7 +32,7 @@ def plot_pair_heatmaps(results: Mapping[str, Mapping[str, Any]], out_dir: Path) 
     """Write one heatmap per task and measure with pair metrics; return the paths."""
     import numpy as np
 
-    from harness_plugins.commands.plots import _safe_name, new_figure, save_figure
+    from harness_plugins.commands.plot_figures import _safe_name, new_figure, save_figure
 
     written = []
     for task, task_results in results.items():

@@ -22,8 +22,8 @@ from harness_plugins.banks.facts import (
     Fact,
     builtin_attribute_triples,
     builtin_facts,
-    load_patchscopes_tsv,
 )
+from harness_plugins.banks.patchscopes_tsv import TSV_COLUMNS, load_patchscopes_tsv
 from harness_plugins.errors import IntrospectError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -400,7 +400,7 @@ UPSTREAM_HEADER = [
 ]
 
 
-TSV_HEADER = list(fact_bank.TSV_COLUMNS)
+TSV_HEADER = list(TSV_COLUMNS)
 MINIMAL_ROW = ["The capital city of x is", "Peru", "Lima", "I flew to Peru.", "3"]
 
 

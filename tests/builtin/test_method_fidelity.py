@@ -111,7 +111,7 @@ def test_attribute_partition_is_by_subject(tmp_path):
 
 
 def test_empty_prompt_source_rows_are_skipped_with_one_warning(tmp_path):
-    from harness_plugins.banks.facts import load_patchscopes_tsv
+    from harness_plugins.banks.patchscopes_tsv import load_patchscopes_tsv
 
     tsv = tmp_path / "rel.tsv"
     tsv.write_text(

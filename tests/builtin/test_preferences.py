@@ -13,15 +13,15 @@ from conftest import run_cli
 from results_helpers import metric_names, results_of
 
 from ground_truth import subject as subject_module
-from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
-from harness_plugins.builtin.preferences.training import instill, instill_examples
-from harness_plugins.builtin.preferences.weight_reports import (
+from harness_plugins.builtin.preferences.reports import (
     INSTILLED_FILE,
-    Preferences,
     decision_messages,
     parse_report,
     pearson_r,
 )
+from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
+from harness_plugins.builtin.preferences.training import instill, instill_examples
+from harness_plugins.builtin.preferences.weight_reports import Preferences
 from harness_plugins.builtin.preferences.weights_fit import instilled_choice, instilled_weights
 from harness_plugins.lm_eval_adapter.task import IntrospectTask
 from harness_plugins.prompts.chat import encode_prompt
@@ -254,6 +254,8 @@ def test_report_training_command_writes_an_adapter_and_a_wandb_run(tiny_llama, t
         "4",
         "--metadata",
         json.dumps({"pairs": 6, "max_docs": 6}),
+        "--wandb_args",  # W&B is opt-in, as in lm-eval
+        "project=introspect-test,mode=offline",
         env={"WANDB_DIR": str(wandb_dir)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -313,7 +315,7 @@ def test_fit_command_reads_the_papers_csv_layout(tmp_path):
 def test_corpus_level_metrics_have_a_bootstrapped_stderr():
     from lm_eval import evaluator_utils
 
-    from harness_plugins.builtin.preferences.weight_reports import mean_of_points
+    from harness_plugins.builtin.preferences.reports import mean_of_points
     from harness_plugins.lm_eval_adapter.index import patch_stderr
 
     patch_stderr()

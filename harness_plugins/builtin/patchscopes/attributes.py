@@ -127,7 +127,8 @@ class PatchscopeAttributes(ExplanationType):
         parse_layers(options["layers"], n_layers)
 
     def _triples(self, options: Mapping[str, Any]) -> list[Any]:
-        from harness_plugins.banks.facts import builtin_attribute_triples, load_patchscopes_tsv
+        from harness_plugins.banks.facts import builtin_attribute_triples
+        from harness_plugins.banks.patchscopes_tsv import load_patchscopes_tsv
 
         if not options["data"]:
             return builtin_attribute_triples()

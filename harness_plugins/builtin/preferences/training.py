@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.builtin.preferences.weight_reports import (
+from harness_plugins.builtin.preferences.reports import (
     INSTILLED_FILE,
     _seed,
     decision_messages,
