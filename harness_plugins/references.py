@@ -147,6 +147,11 @@ class ReferencePipeline:
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
         self.mode = "self" if self.subject_spec == self.explainer_spec else "cross"
+        if self.mode == "cross" and self.explanation.self_report:
+            raise IntrospectError(
+                f"{self.task} is a self-report (vectors go into the subject's own residual "
+                "stream): drop subject= so that the explainer is the subject"
+            )
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         self._check_tokenizers()
         self.record = ReferenceRecord(
