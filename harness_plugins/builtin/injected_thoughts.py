@@ -81,6 +81,59 @@ def _best_part(index: int) -> Any:
     return aggregate
 
 
+def _median_norm(residuals: Sequence[Any]) -> float:
+    """Median token norm, the first token (often an outlier) left out."""
+    import torch
+
+    tokens = [r[1:] for r in residuals if len(r) > 1]
+    return round(float(torch.cat(tokens).norm(dim=-1).median()), 4)
+
+
+def residual_norms(context: ReferenceContext, layers: Sequence[int]) -> list[float]:
+    """The median residual norm at each layer over the neutral sentences of the bank."""
+    from ground_truth.primitive import Read
+    from harness_plugins.banks.concepts import load_concepts
+
+    _, neutral = load_concepts(context.options.get("concepts"))
+    sequences = [context.subject.tokenizer(text)["input_ids"] for text in neutral]
+    reads = [
+        Read(site("resid_post", layer), row, None)
+        for row in range(len(sequences))
+        for layer in layers
+    ]
+    values = context.backend.forward(sequences, reads=reads, description="injected_thoughts: norms")
+    return [_median_norm(values.reads[k :: len(layers)]) for k in range(len(layers))]
+
+
+def concept_vectors(
+    context: ReferenceContext, layers: Sequence[int]
+) -> tuple[dict[int, dict[str, tuple[list[float], str]]], list[float]]:
+    """Concept directions (concept minus neutral mean residual, unit) at every layer from one
+    pass over the bank, as the ``concepts`` feature source computes them, and residual norms."""
+    import torch
+
+    from harness_plugins.builtin.feature_sources import _Pool, _read_pool
+
+    pool = _Pool.load(context.options.get("concepts"))
+    sites = [site("resid_post", layer) for layer in layers]
+    _, per_site = _read_pool(pool, context.subject, context.backend, sites)
+    built: dict[int, dict[str, tuple[list[float], str]]] = {}
+    norms = []
+    for layer, residuals in zip(layers, per_site, strict=True):
+        neutral_rows = [r for r, o in zip(residuals, pool.owners, strict=True) if o is None]
+        neutral = torch.cat(neutral_rows).mean(0)
+        norms.append(_median_norm(neutral_rows))
+        built[layer] = {}
+        for name in pool.concepts:
+            rows = [r for r, o in zip(residuals, pool.owners, strict=True) if o == name]
+            direction = torch.cat(rows).mean(0) - neutral
+            built[layer][f"concept:{name}"] = (
+                (direction / direction.norm().clamp_min(1e-8)).tolist(),
+                name,
+            )
+    return built, norms
+
+
 class InjectedThoughts(ExplanationType):
     name = "injected_thoughts"
     version = "1"
@@ -143,30 +196,21 @@ class InjectedThoughts(ExplanationType):
     # ------------------------------------------------------------------ references
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
-        import torch
-
-        from ground_truth.primitive import Read
-        from harness_plugins.banks.concepts import load_concepts
-
         options, backend = context.options, context.backend
         layers = sweep_layers(options["layers"], backend.n_layers)
-        source = self._source(options)
-        built = {
-            layer: source.build(context.subject, backend, self._source_options(options, layer))
-            for layer in layers
-        }
-        _, neutral = load_concepts(options.get("concepts"))
-        sequences = [context.subject.tokenizer(text)["input_ids"] for text in neutral]
-        reads = [
-            Read(site("resid_post", layer), row, None)
-            for row in range(len(sequences))
-            for layer in layers
-        ]
-        values = backend.forward(sequences, reads=reads, description="injected_thoughts: norms")
-        norms = []
-        for k in range(len(layers)):
-            tokens = [v[1:] for v in values.reads[k :: len(layers)] if len(v) > 1]
-            norms.append(round(float(torch.cat(tokens).norm(dim=-1).median()), 4))
+        if options["source"] == "concepts":  # every layer in one pass over the pool
+            built, norms = concept_vectors(context, layers)
+        else:
+            built = {
+                layer: {
+                    fid: (f.vector, f.label)
+                    for fid, f in self._source(options)
+                    .build(context.subject, backend, self._source_options(options, layer))
+                    .items()
+                }
+                for layer in layers
+            }
+            norms = residual_norms(context, layers)
         rows = []
         for fid in questions["question_id"]:
             missing = [layer for layer in layers if fid not in built[layer]]
@@ -175,16 +219,16 @@ class InjectedThoughts(ExplanationType):
                     f"injected_thoughts: source {options['source']!r} did not build {fid} "
                     f"at layer {missing[0]}; pick a source whose features exist at every layer"
                 )
-            feature = built[layers[0]][fid]
+            label = built[layers[0]][fid][1]
             rows.append(
                 {
-                    "label": feature.label,
+                    "label": label,
                     "layers": layers,
-                    "vectors": [built[layer][fid].vector for layer in layers],
+                    "vectors": [built[layer][fid][0] for layer in layers],
                     "residual_norms": norms,
                     "strengths": parse_strengths(options["strengths"]),
                     "inject": options["inject"],
-                    "target": f"Yes, I detect an injected thought about {feature.label}.",
+                    "target": f"Yes, I detect an injected thought about {label}.",
                 }
             )
         for column in rows[0] if rows else ():
