@@ -72,3 +72,12 @@ def test_scores_per_cell_and_best_cell(built):
     best, margin = best_cell([scores["best_layer"]])
     assert best == cell(1, 8) and margin == 1.0
     assert explanation.metrics["best_strength"].aggregate([scores["best_layer"]]) == 8.0
+
+
+def test_cross_mode_is_refused(tiny_llama, tiny_llama_other):
+    from harness_plugins.errors import IntrospectError
+    from harness_plugins.references import ReferencePipeline
+
+    metadata = {"pretrained": str(tiny_llama), "subject": str(tiny_llama_other)}
+    with pytest.raises(IntrospectError, match="self-report.*drop subject="):
+        ReferencePipeline("injected_thoughts", metadata)
