@@ -79,5 +79,5 @@ def test_cross_mode_is_refused(tiny_llama, tiny_llama_other):
     from harness_plugins.references import ReferencePipeline
 
     metadata = {"pretrained": str(tiny_llama), "subject": str(tiny_llama_other)}
-    with pytest.raises(IntrospectError, match="self-report.*drop subject="):
+    with pytest.raises(IntrospectError, match=r"self-report.*drop subject="):
         ReferencePipeline("injected_thoughts", metadata)
