@@ -8,7 +8,7 @@ once: sequences are grouped into batches, left-padded (every sequence ends at th
 column) with explicit position ids from the attention mask (so padding never moves a
 position, also for learned absolute positions); reads and writes are translated to
 padded columns in a `SitePlan`; generation is a greedy loop over the KV cache whose
-prompt pass alone runs with the writes. With ``share_prefixes``, a prefix that every
+prompt pass alone runs with the writes (``onward`` writes also run on each generated token). With ``share_prefixes``, a prefix that every
 sequence of a batch shares (and no read or write touches) runs once, and its KV cache
 serves the whole batch.
 """
@@ -47,13 +47,23 @@ class SitePlan:
             hidden = hidden.clone()  # never edit a tensor the model may still hold
             for row, column, write in writes:
                 vector = write.vector.to(device=hidden.device, dtype=hidden.dtype)
+                where = slice(column, None) if write.onward else column
                 if write.mode == "add":
-                    hidden[row, column] += vector
+                    hidden[row, where] += vector
                 else:
-                    hidden[row, column] = vector
+                    hidden[row, where] = vector
         for row, columns, index in self.reads.get(site, ()):
             self.results[index] = hidden[row, columns].detach().float().cpu().clone()
         return hidden
+
+    def generation_step(self) -> SitePlan | None:
+        """The plan of one generated token: the ``onward`` writes at its column (None: none)."""
+        step = SitePlan()
+        for site, writes in self.writes.items():
+            step.writes[site] = [(row, 0, write) for row, _, write in writes if write.onward]
+            if not step.writes[site]:
+                del step.writes[site]
+        return step if step.writes else None
 
 
 def position_ids(mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -300,11 +310,13 @@ class BatchedBackend(InterventionBackend):
         max_new_tokens: int,
         stops: torch.Tensor,
     ) -> torch.Tensor:
-        """Greedy tokens [batch, steps]: the prompt pass with the writes, then plain steps."""
+        """Greedy tokens [batch, steps]: the prompt pass with the writes, then steps with
+        the ``onward`` writes alone."""
         if max_new_tokens <= 0:
             return ids.new_zeros((ids.shape[0], 0))
         logits, past = self.run(ids, mask, plan, use_cache=True)
         generated = []
+        step_plan = plan.generation_step()
         finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         for step in range(max_new_tokens):
             token = logits[:, -1, :].argmax(-1)
@@ -314,5 +326,5 @@ class BatchedBackend(InterventionBackend):
             if bool(finished.all()) or step == max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits, past = self.run(token[:, None], mask, None, past=past, use_cache=True)
+            logits, past = self.run(token[:, None], mask, step_plan, past=past, use_cache=True)
         return torch.stack(generated, dim=1)

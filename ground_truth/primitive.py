@@ -27,13 +27,18 @@ from ground_truth.sites import parse_site, site  # noqa: F401  (re-exported: bac
 
 @dataclass(frozen=True)
 class Write:
-    """Put ``vector`` into the residual stream of sequence ``row`` at ``site``/``position``."""
+    """Put ``vector`` into the residual stream of sequence ``row`` at ``site``/``position``.
+
+    ``onward``: also at every later position, and (in `InterventionBackend.generate`) at
+    every generated token as it is fed back: a steering vector held from here on.
+    """
 
     site: str
     row: int
     position: int
     vector: torch.Tensor
     mode: Literal["replace", "add"] = "replace"
+    onward: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ class InterventionBackend(ABC):
         stop_token_ids: Sequence[int] = (),
         description: str = "generate",
     ) -> list[list[int]]:
-        """Greedy continuation of each sequence; ``writes`` apply to the prompt pass only.
+        """Greedy continuation of each sequence; ``writes`` apply to the prompt pass only,
+        except ``onward`` ones, which also apply to every generated token.
 
         Each result stops after the first stop token (which is kept) or at
         ``max_new_tokens``.

@@ -80,6 +80,8 @@ class ExplanationType(ABC):
     """True when references and explainer prompts share token ids (vectors, token positions)."""
     needs_vectors: bool = False
     """True when prompts carry subject vectors: only ``--model introspect`` can read them."""
+    self_report: bool = False
+    """True when the explainer must be the subject itself (injected thoughts): cross mode is refused."""
     uses_chat: bool = True
     """False for raw text prompts (Patchscopes' target prompts): no chat template then."""
 

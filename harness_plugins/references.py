@@ -157,6 +157,11 @@ class ReferencePipeline:
         self.explanation.validate(self.options)  # user files too: before the ~45 s model load
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
         self.mode = explanation_mode(self.explainer_spec, self.subject_spec)
+        if self.mode == "cross" and self.explanation.self_report:
+            raise IntrospectError(
+                f"{self.task} is a self-report (vectors go into the subject's own residual "
+                "stream): drop subject= so that the explainer is the subject"
+            )
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         self._check_tokenizers()
         self.record = ReferenceRecord(

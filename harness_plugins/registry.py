@@ -45,6 +45,7 @@ BUILTIN_PLUGINS = (
     "harness_plugins.builtin.features",
     "harness_plugins.builtin.activation_patching",
     "harness_plugins.builtin.patchscopes",
+    "harness_plugins.builtin.injected_thoughts",
 )
 
 

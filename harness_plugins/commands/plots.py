@@ -277,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
             )
             written.append(path)
             print(f"wrote {path}")
+        from harness_plugins.commands.plot_injection import plot_injection
+
+        for path in plot_injection(combined["results"], out_dir):
+            written.append(path)
+            print(f"wrote {path}")
     except OSError as exc:
         raise plot_error(f"cannot write plots to {out_dir}: {exc.strerror or exc}") from None
     layer_tasks = len({task for task, *_ in layer_plots})

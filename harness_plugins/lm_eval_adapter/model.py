@@ -111,7 +111,8 @@ class IntrospectLM(HFLM):
             Write("hook_embed", row, position, vectors.vector(key)) for position, key in slots
         ]
         writes += [
-            Write(site, row, position, vectors.vector(key)) for position, site, key in blocks
+            Write(site, row, position, vectors.vector(key), mode, onward)
+            for position, site, key, mode, onward in blocks
         ]
         return ids, writes
 

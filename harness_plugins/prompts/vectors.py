@@ -5,7 +5,9 @@ Two markers, both plain text inside an lm-eval request:
 * ``<begin><rep:KEY><end>``: a vector *slot*. The ``introspect`` model puts one placeholder
   token there and writes the vector over its input embedding.
 * ``<introspect:KEY>``: writes at deeper sites (Patchscopes): each registered
-  (site, vector) pair is written at the token that ends right before the marker.
+  (site, vector) pair is written at the token that ends right before the marker; with
+  ``mode="add", onward=True`` (injected thoughts) it is added there and at every later
+  token, generated ones included.
 
 ``KEY`` is a content hash of what it names, kept in the `VectorTable` of the evaluation
 that rendered the prompt (created with it, cleared once the model has answered), so
@@ -65,7 +67,7 @@ class VectorTable:
     def __init__(self, mapper: Mapper | None = None) -> None:
         self.mapper = mapper
         self._vectors: dict[str, Any] = {}
-        self._interventions: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._interventions: dict[str, tuple[tuple[str, str, str, bool], ...]] = {}
         _live.add(self)
 
     def __len__(self) -> int:
@@ -102,7 +104,7 @@ class VectorTable:
         self._vectors[key] = scaled
         return key, site
 
-    def add_intervention(self, pairs: tuple[tuple[str, str], ...]) -> str:
+    def add_intervention(self, pairs: tuple[tuple[str, str, str, bool], ...]) -> str:
         key = _key(*pairs)
         self._interventions[key] = pairs
         return key
@@ -160,11 +162,16 @@ def slot(
     return f"{BEGIN}<rep:{register_vector(vector, scale, layer)}>{END}"
 
 
-def intervention(writes: Sequence[tuple[str, Any, int | None]]) -> str:
-    """The text that writes (site, vector, subject layer) triples at the token before it."""
+def intervention(
+    writes: Sequence[tuple[str, Any, int | None]], mode: str = "replace", onward: bool = False
+) -> str:
+    """The text that writes (site, vector, subject layer) triples at the token before it.
+
+    ``mode``: replace or add; ``onward``: also at every later token, generated ones included.
+    """
     table = _current()
     pairs = tuple(
-        (mapped_site, key)
+        (mapped_site, key, mode, onward)
         for key, mapped_site in (
             table.register(vector, 1.0, layer, site) for site, vector, layer in writes
         )
@@ -183,11 +190,12 @@ def vector(key: str) -> Any:
 
 @dataclass(frozen=True)
 class Piece:
-    """Prompt text, a vector slot (``slot`` key), or writes at the previous token."""
+    """Prompt text, a vector slot (``slot`` key), or writes at the previous token
+    as (site, vector key, mode, onward)."""
 
     text: str = ""
     slot: str | None = None
-    writes: tuple[tuple[str, str], ...] = ()
+    writes: tuple[tuple[str, str, str, bool], ...] = ()
 
 
 def parse(text: str) -> list[Piece]:
@@ -217,12 +225,12 @@ def encode(
     """Token ids of a prompt with markers: one ``placeholder`` per slot.
 
     Returns the ids, the slots as (position, vector key) and the block writes as
-    (position, site, vector key). ``tokenize(piece, first)`` encodes one text piece;
+    (position, site, vector key, mode, onward). ``tokenize(piece, first)`` encodes one text piece;
     ``first`` says whether it starts the prompt (and may take special tokens).
     """
     ids: list[int] = []
     slots: list[tuple[int, str]] = []
-    writes: list[tuple[int, str, str]] = []
+    writes: list[tuple[int, str, str, str, bool]] = []
     for piece in parse(text):
         if piece.text:
             ids += tokenize(piece.text, not ids)
@@ -232,5 +240,5 @@ def encode(
         else:
             if not ids:
                 raise ValueError("an <introspect:...> marker must follow the token it writes at")
-            writes += [(len(ids) - 1, site, key) for site, key in piece.writes]
+            writes += [(len(ids) - 1, *write) for write in piece.writes]
     return ids, slots, writes

@@ -29,6 +29,7 @@ CASES = [
     ("activation_patching", {"window": 2, "first_layer": 0}, 3),
     ("patchscope_next_token", {}, 3),
     ("patchscope_attributes", {"only_known": False}, 3),
+    ("injected_thoughts", {}, 2),
 ]
 # numbers computed from the same logits in float32 may differ in the last bits only
 TOLERANCE = 1e-4
