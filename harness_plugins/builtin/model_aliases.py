@@ -1,4 +1,4 @@
-"""Built-in model aliases: the bundled SmolLM2-135M-Instruct."""
+"""Built-in model aliases: the bundled models (SmolLM2-135M-Instruct, Gemma 3 270M)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from harness_plugins.registry import hookimpl
 
 @hookimpl
 def introspect_register_model_aliases(register: Any) -> None:
-    from ground_truth.bundled import SMOLLM2, SMOLLM2_ALIAS
+    from ground_truth.bundled import BUNDLED
 
-    register(SMOLLM2_ALIAS, SMOLLM2)
+    for alias, model in BUNDLED.items():
+        register(alias, model.alias_entry())
