@@ -12,7 +12,8 @@ import os
 
 import pytest
 from conftest import run_cli
-from test_lm_eval_cli import METRICS, metric_names, results_of
+from results_helpers import CAUSAL_METRICS as METRICS
+from results_helpers import metric_names, results_of
 
 from ground_truth import bundled
 from ground_truth.subject import ModelSpec, load_model
