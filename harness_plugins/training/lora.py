@@ -55,9 +55,9 @@ class TrainingConfig:
     logging_steps: int = 10
     wandb_project: str | None = "lm-eval-introspect"
     run_name: str | None = None
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = False
     """Recompute each block's activations in the backward pass instead of keeping them all
-    (the largest share of training memory; same gradients, ~30% more compute)."""
+    (same gradients, ~30% more compute). Off until its memory saving is measured here."""
     bf16: bool | None = None
     """bfloat16 autocast; None: where the hardware does it natively (recent GPUs, CPUs with
     AVX512-BF16 or AMX), which is ~3x faster on such CPUs."""
