@@ -53,7 +53,12 @@ class FeatureSource(ABC):
 
     @abstractmethod
     def build(self, subject: Any, backend: Any, options: Mapping[str, Any]) -> dict[str, Feature]:
-        """Every feature of `feature_ids`, computed from the subject through ``backend``."""
+        """Every feature of `feature_ids`, computed from the subject through ``backend``.
+
+        A source may take a keyword ``wanted`` (the feature ids being evaluated) and
+        compute exemplars only for those; every feature still needs its vector and label
+        (the nearest-neighbour baseline compares against all train features).
+        """
 
 
 def resolve_layer(layer: int, n_layers: int) -> int:

@@ -39,36 +39,59 @@ class _Pool:
         )
         return cls(texts, owners, [c.name for c in concepts])
 
+    def digest(self, sequences: list[list[int]]) -> str:
+        """What the pool's activations depend on: its sentences and their token ids."""
+        from ground_truth.artifacts import content_digest
+
+        return content_digest([self.texts, sequences])
+
 
 def _read_pool(
-    pool: _Pool, subject: Any, backend: Any, sites: Sequence[str]
-) -> tuple[list[list[int]], list[list[Any]]]:
-    """Token ids of every pool sentence and, per site, its activations at every token."""
+    pool: _Pool, subject: Any, backend: Any, at: str
+) -> tuple[list[list[int]], list[Any]]:
+    """Token ids of every pool sentence and its activations at every token of site ``at``.
+
+    The activations are an artifact (`ground_truth.artifacts`): read once per subject,
+    backend, site and pool content, then shared by every build, whatever its limit.
+    """
+    from ground_truth.artifacts import cached_artifact
     from ground_truth.primitive import Read
 
     tokenizer = subject.tokenizer
     sequences = [tokenizer(text)["input_ids"] for text in pool.texts]
-    reads = [Read(site, row, None) for row in range(len(sequences)) for site in sites]
-    values = backend.forward(
-        sequences, reads=reads, description="features: reading the concept pool"
-    ).reads
-    per_site = [
-        [values[row * len(sites) + s] for row in range(len(sequences))] for s in range(len(sites))
-    ]
-    return sequences, per_site
+
+    def read() -> list[Any]:
+        reads = [Read(at, row, None) for row in range(len(sequences))]
+        return backend.forward(
+            sequences, reads=reads, description="features: reading the concept pool (once)"
+        ).reads
+
+    key = {
+        "subject": subject.fingerprint,
+        "backend": getattr(backend, "name", type(backend).__name__),
+        "site": at,
+        "pool": pool.digest(sequences),
+    }
+    return sequences, cached_artifact("concept-pool", key, read)
 
 
 def _exemplars(
-    pool: _Pool, sequences: list[list[int]], activations: list[Any], tokenizer: Any
+    pool: _Pool, sequences: list[list[int]], activations: list[Any], tokens: list[tuple[str, ...]]
 ) -> list[Exemplar]:
     return [
-        Exemplar(
-            text,
-            tuple(tokenizer.convert_ids_to_tokens(ids)),
-            tuple(round(float(a), 4) for a in acts),
-        )
-        for text, ids, acts in zip(pool.texts, sequences, activations, strict=True)
+        Exemplar(text, words, tuple(round(float(a), 4) for a in acts))
+        for text, words, acts in zip(pool.texts, tokens, activations, strict=True)
     ]
+
+
+def _tokens(sequences: list[list[int]], tokenizer: Any) -> list[tuple[str, ...]]:
+    return [tuple(tokenizer.convert_ids_to_tokens(ids)) for ids in sequences]
+
+
+def _progress(items: Sequence[Any], description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=description, leave=False, disable=len(items) < 20)
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -85,29 +108,42 @@ class ConceptDirections(FeatureSource):
     def feature_ids(self, options: Mapping[str, Any]) -> list[str]:
         return [f"concept:{name}" for name in _Pool.load(options.get("concepts")).concepts]
 
-    def build(self, subject: Any, backend: Any, options: Mapping[str, Any]) -> dict[str, Feature]:
+    def build(
+        self,
+        subject: Any,
+        backend: Any,
+        options: Mapping[str, Any],
+        wanted: Sequence[str] | None = None,
+    ) -> dict[str, Feature]:
+        """Every concept's direction; exemplars only for the ``wanted`` ids (default: all)."""
         import torch
 
         pool = _Pool.load(options.get("concepts"))
         layer = resolve_layer(options["layer"], backend.n_layers)
-        sequences, (residuals,) = _read_pool(pool, subject, backend, [site("resid_post", layer)])
+        sequences, residuals = _read_pool(pool, subject, backend, site("resid_post", layer))
         neutral = torch.cat(
             [r for r, owner in zip(residuals, pool.owners, strict=True) if owner is None]
         ).mean(0)
-        features = {}
+        directions = {}
         for name in pool.concepts:
             mean = torch.cat(
                 [r for r, owner in zip(residuals, pool.owners, strict=True) if owner == name]
             ).mean(0)
             direction = mean - neutral
-            direction = direction / direction.norm().clamp_min(1e-8)
-            activations = [r @ direction for r in residuals]
-            exemplars = _exemplars(pool, sequences, activations, subject.tokenizer)
-            top, rand = top_and_random(
+            directions[name] = direction / direction.norm().clamp_min(1e-8)
+        wanted_ids = set(self.feature_ids(options) if wanted is None else wanted)
+        chosen = [name for name in pool.concepts if f"concept:{name}" in wanted_ids]
+        tokens = _tokens(sequences, subject.tokenizer) if chosen else []
+        features = {}
+        for name in pool.concepts:
+            fid, direction = f"concept:{name}", directions[name]
+            features[fid] = Feature(fid, layer, direction.tolist(), name)
+        for name in _progress(chosen, "features: exemplars"):
+            activations = [r @ directions[name] for r in residuals]
+            exemplars = _exemplars(pool, sequences, activations, tokens)
+            feature = features[f"concept:{name}"]
+            feature.top_exemplars, feature.random_exemplars = top_and_random(
                 exemplars, options["exemplars"], _rng("concept", options["seed"], name)
-            )
-            features[f"concept:{name}"] = Feature(
-                f"concept:{name}", layer, direction.tolist(), name, top, rand
             )
         return features
 
@@ -118,12 +154,19 @@ class MlpNeurons(FeatureSource):
     def feature_ids(self, options: Mapping[str, Any]) -> list[str]:
         return [f"neuron-rank-{rank:03d}" for rank in range(options["neurons"])]
 
-    def build(self, subject: Any, backend: Any, options: Mapping[str, Any]) -> dict[str, Feature]:
+    def build(
+        self,
+        subject: Any,
+        backend: Any,
+        options: Mapping[str, Any],
+        wanted: Sequence[str] | None = None,
+    ) -> dict[str, Feature]:
+        """The most selective neurons; exemplars only for the ``wanted`` ids (default: all)."""
         import torch
 
         pool = _Pool.load(options.get("concepts"))
         layer = resolve_layer(options["layer"], backend.n_layers)
-        sequences, (hidden,) = _read_pool(pool, subject, backend, [site("mlp_post", layer)])
+        sequences, hidden = _read_pool(pool, subject, backend, site("mlp_post", layer))
         peaks = torch.stack([h.max(0).values for h in hidden])  # [sentences, d_mlp]
         owners = pool.owners
         per_concept = torch.stack(
@@ -137,17 +180,21 @@ class MlpNeurons(FeatureSource):
         selectivity = (best - peaks.mean(0)) / spread
         ranked = torch.argsort(selectivity, descending=True)[: options["neurons"]].tolist()
         w_out = backend.mlp_output_weights(layer)
+        wanted_ids = set(self.feature_ids(options) if wanted is None else wanted)
+        tokens: list[tuple[str, ...]] = []
         features = {}
-        for rank, neuron in enumerate(ranked):
+        for rank, neuron in enumerate(_progress(ranked, "features: neurons")):
             direction = w_out[neuron] / w_out[neuron].norm().clamp_min(1e-8)
             label = pool.concepts[int(which[neuron])]
-            exemplars = _exemplars(
-                pool, sequences, [h[:, neuron] for h in hidden], subject.tokenizer
-            )
-            top, rand = top_and_random(
-                exemplars, options["exemplars"], _rng("neuron", options["seed"], neuron)
-            )
             fid = f"neuron-rank-{rank:03d}"
+            top: list[Any] = []
+            rand: list[Any] = []
+            if fid in wanted_ids:
+                tokens = tokens or _tokens(sequences, subject.tokenizer)
+                exemplars = _exemplars(pool, sequences, [h[:, neuron] for h in hidden], tokens)
+                top, rand = top_and_random(
+                    exemplars, options["exemplars"], _rng("neuron", options["seed"], neuron)
+                )
             features[fid] = Feature(
                 fid,
                 layer,

@@ -162,11 +162,18 @@ class Features(ExplanationType):
     # ------------------------------------------------------------------ references
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
+        import inspect
+
         import torch
 
         options = context.options
-        features = self._source(options).build(context.subject, context.backend, options)
-        missing = [fid for fid in questions["question_id"] if fid not in features]
+        source = self._source(options)
+        wanted = list(questions["question_id"])
+        if "wanted" in inspect.signature(source.build).parameters:
+            features = source.build(context.subject, context.backend, options, wanted=wanted)
+        else:
+            features = source.build(context.subject, context.backend, options)
+        missing = [fid for fid in wanted if fid not in features]
         if missing:
             raise IntrospectError(
                 f"features: source {options['source']!r} did not build {missing[:3]}"

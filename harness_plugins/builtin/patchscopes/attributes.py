@@ -72,6 +72,9 @@ def _x_split(prompt_target: str) -> tuple[str, str]:
     return prompt_target[:cut], prompt_target[cut:]
 
 
+PROBE_ITERATIONS = 500
+
+
 class PatchscopeAttributes(ExplanationType):
     name = "patchscope_attributes"
     version = "2"
@@ -239,9 +242,15 @@ class PatchscopeAttributes(ExplanationType):
         context: ReferenceContext,
         layers: Sequence[int],
     ) -> list[list[float]]:
-        """Per layer: a logistic-regression probe trained on train triples predicts the object."""
+        """Per layer: a logistic-regression probe trained on train triples predicts the object.
+
+        Probes are artifacts, one per (relation, layer), fitted on that relation's train
+        triples and keyed by the subject and those triples: only the relations of
+        ``docs`` are read and fitted, once, and later builds (a wider keep window, a
+        larger limit) reuse them.
+        """
         import numpy as np
-        from sklearn.linear_model import LogisticRegression
+        from tqdm.auto import tqdm
 
         fraction = context.options["test_fraction"]
         tested = {_entity(d) for d in docs}
@@ -250,27 +259,74 @@ class PatchscopeAttributes(ExplanationType):
             for r in self._rows(context.options)
             if partition_of(_entity(r), fraction) == "train" and _entity(r) not in tested
         ]
+        results = [[0.0] * len(layers) for _ in docs]
         if not train:
             return [[float("nan")] * len(layers) for _ in docs]
-        train_hidden = self._hidden(train, context, layers)
-        results = [[0.0] * len(layers) for _ in docs]
-        for relation in {d["relation"] for d in docs}:
-            train_rows = [i for i, r in enumerate(train) if r["relation"] == relation]
+        relations = sorted({d["relation"] for d in docs})
+        bar = tqdm(
+            total=len(relations) * len(layers),
+            desc="patchscope_attributes: probes",
+            leave=False,
+            disable=len(relations) * len(layers) < 8,
+        )
+        for relation in relations:
+            rows = [r for r in train if r["relation"] == relation]
             test_rows = [i for i, d in enumerate(docs) if d["relation"] == relation]
-            labels = [train[i]["object"] for i in train_rows]
-            if len(set(labels)) < 2:
+            if len({r["object"] for r in rows}) < 2:
+                bar.update(len(layers))
                 continue
-            for k in range(len(layers)):
-                x = np.stack([train_hidden[i][k].numpy() for i in train_rows])
-                with (
-                    warnings.catch_warnings()
-                ):  # few examples per object: a weak baseline by design
-                    warnings.simplefilter("ignore")
-                    probe = LogisticRegression(max_iter=500).fit(x, labels)
-                guesses = probe.predict(np.stack([hidden[i][k].numpy() for i in test_rows]))
+            read: list[list[Any]] = []
+            for k, layer in enumerate(layers):
+                probe = self._fitted_probe(rows, read, context, layer)
+                guesses = _predict(probe, np.stack([hidden[i][k].numpy() for i in test_rows]))
                 for i, guess in zip(test_rows, guesses, strict=True):
                     results[i][k] = float(guess == docs[i]["object"])
+                bar.update(1)
+        bar.close()
         return results
+
+    def _fitted_probe(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        read: list[list[Any]],
+        context: ReferenceContext,
+        layer: int,
+    ) -> dict[str, Any]:
+        """The probe of one relation's train ``rows`` at ``layer``, from the cache or fitted now.
+
+        ``read`` memoizes the rows' hidden states at every layer the subject has, so that
+        the first probe missing from the cache reads them once for all the others.
+        """
+        from ground_truth.artifacts import cached_artifact, content_digest
+
+        def fit() -> dict[str, Any]:
+            import numpy as np
+            import torch
+            from sklearn.linear_model import LogisticRegression
+
+            if not read:
+                read.extend(self._hidden(rows, context, list(range(context.backend.n_layers))))
+            x = np.stack([h[layer].numpy() for h in read])
+            with warnings.catch_warnings():  # few examples per object: a weak baseline by design
+                warnings.simplefilter("ignore")
+                probe = LogisticRegression(max_iter=PROBE_ITERATIONS).fit(
+                    x, [r["object"] for r in rows]
+                )
+            return {
+                "classes": [str(c) for c in probe.classes_],
+                "coef": torch.from_numpy(probe.coef_),
+                "intercept": torch.from_numpy(probe.intercept_),
+            }
+
+        content = [[r["question_id"], r["prompt_source"], r["subject"], r["object"]] for r in rows]
+        key = {
+            "subject": context.subject.fingerprint,
+            "backend": getattr(context.backend, "name", type(context.backend).__name__),
+            "layer": layer,
+            "train": content_digest(content),
+            "max_iter": PROBE_ITERATIONS,
+        }
+        return cached_artifact("attribute-probe", key, fit)
 
     def keep(self, doc: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
         return bool(doc["answered"]) or not options["only_known"]
@@ -367,6 +423,19 @@ def _pairs(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
 def _entity(row: Mapping[str, Any]) -> str:
     """The partition key: the subject, so all of an entity's triples fall on one side."""
     return str(row["subject"]).strip().lower()
+
+
+def _predict(probe: Mapping[str, Any], x: Any) -> Any:
+    """The labels a stored probe predicts for the rows of ``x`` (sklearn's own ``predict``)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=PROBE_ITERATIONS)
+    model.classes_ = np.array(probe["classes"])
+    model.coef_ = probe["coef"].numpy()
+    model.intercept_ = probe["intercept"].numpy()
+    model.n_features_in_ = model.coef_.shape[1]
+    return model.predict(x)
 
 
 def _fill(doc: Mapping[str, Any]) -> str:

@@ -1,0 +1,111 @@
+"""Reference cost grows with what is asked: counted forward passes, never wall time.
+
+Every pass of the batched backend is counted (passes and padded token positions). Work
+that does not depend on the documents (the features concept pool, the attribute probes)
+is an artifact, built once per subject and content; a ``--limit 3`` build beyond it
+costs a bounded number of token positions per question.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ground_truth import artifacts
+from ground_truth.backends.hf import HFBackend
+from harness_plugins.references import ReferencePipeline
+
+PER_QUESTION = 3000
+"""Token positions one question may cost on the tiny model, beyond shared artifacts."""
+PER_QUESTION_OF = {"preferences": 20000}
+"""Types whose question is many prompts (preferences: ~50 decisions of ~300 tokens each)."""
+
+TYPES = {
+    "activation_patching": {},
+    "features": {},
+    "input_ablation": {},
+    "next_token": {},
+    "patchscope_attributes": {"only_known": False},
+    "patchscope_next_token": {},
+    "preferences": {},
+}
+
+
+@pytest.fixture
+def counted(monkeypatch, tmp_path):
+    """Counts of the backend's passes; a fresh cache per test."""
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    counts = {"passes": 0, "positions": 0}
+    original = HFBackend.run
+
+    def run(self, ids, mask, plan, **kwargs):
+        counts["passes"] += 1
+        counts["positions"] += int(ids.numel())
+        return original(self, ids, mask, plan, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "run", run)
+    return counts
+
+
+def build(model, name, limit, counts, **metadata):
+    """Counts of one ``ensure(limit)``, and its documents."""
+    counts.update(passes=0, positions=0)
+    pipeline = ReferencePipeline(name, {"pretrained": str(model), **metadata}, model_arguments=[])
+    docs = pipeline.ensure(limit)
+    return dict(counts), docs
+
+
+def test_features_read_the_concept_pool_once_per_subject(tiny_llama, counted):
+    before = len(artifacts.built_artifacts)
+    cold, docs = build(tiny_llama, "features", 3, counted, simulation=False)
+    assert artifacts.built_artifacts[before:] == ["concept-pool"]
+    assert cold["passes"] > 0 and len(docs) == 3
+    # other references (another seed, more documents): the pool is not read again
+    warm, _ = build(tiny_llama, "features", 6, counted, simulation=False, seed=7)
+    assert warm["passes"] == 0
+    assert artifacts.built_artifacts[before:] == ["concept-pool"]
+
+
+def test_features_exemplars_only_for_the_features_asked(tiny_llama, counted):
+    from harness_plugins.registry import get_registry
+
+    source = get_registry().feature_sources["concepts"]
+    ids = source.feature_ids({"concepts": None})
+    pipeline = ReferencePipeline("features", {"pretrained": str(tiny_llama)}, model_arguments=[])
+    subject = pipeline.subject_model()
+    backend = HFBackend(subject, progress=False)
+    options = dict(pipeline.options)
+    every = source.build(subject, backend, options)
+    some = source.build(subject, backend, options, wanted=ids[:2])
+    assert all(some[i].top_exemplars == every[i].top_exemplars for i in ids[:2])
+    assert all(some[i].random_exemplars == every[i].random_exemplars for i in ids[:2])
+    assert all(some[i].vector == every[i].vector for i in ids)
+    assert not some[ids[2]].top_exemplars
+
+
+def test_attribute_probes_fitted_once_and_reused_on_extension(tiny_llama, counted):
+    before = len(artifacts.built_artifacts)
+    first, docs = build(tiny_llama, "patchscope_attributes", 3, counted, only_known=False)
+    probes = artifacts.built_artifacts[before:].count("attribute-probe")
+    relations = {d["relation"] for d in docs}
+    assert 0 < probes <= len(relations) * len(docs[0]["layers"])
+    # the same documents under another key (new_tokens): every probe comes from the cache
+    mark = len(artifacts.built_artifacts)
+    again, _ = build(
+        tiny_llama, "patchscope_attributes", 3, counted, only_known=False, new_tokens=9
+    )
+    assert artifacts.built_artifacts[mark:] == []
+    assert again["positions"] < first["positions"]
+    # extension: the keep window reads further; only new relations get probes
+    mark = len(artifacts.built_artifacts)
+    _, more = build(tiny_llama, "patchscope_attributes", 8, counted, only_known=False)
+    fitted = artifacts.built_artifacts[mark:].count("attribute-probe")
+    assert fitted <= len({d["relation"] for d in more} - relations) * len(docs[0]["layers"])
+
+
+@pytest.mark.parametrize("name", sorted(TYPES))
+def test_limit_3_cost_is_proportional_to_3(tiny_llama, counted, name):
+    metadata = {"simulation": False} if name == "features" else {}
+    build(tiny_llama, name, 1, counted, **metadata, **TYPES[name], seed=99)  # shared artifacts
+    three, docs = build(tiny_llama, name, 3, counted, **metadata, **TYPES[name])
+    assert 0 < len(docs) <= 3
+    assert three["positions"] <= 3 * PER_QUESTION_OF.get(name, PER_QUESTION), three
