@@ -60,7 +60,7 @@ def test_concept_directions_label_and_exemplars(lm, tiny_llama):
         assert min(tops) >= max(randoms)
         assert len(doc["top_exemplars"]) == len(doc["random_exemplars"]) == 4
     scores, results = run_requests(lm, task, docs[0])
-    assert set(scores) == {"label_match", "mc_accuracy", "simulation"}
+    assert set(scores) == {"label_match", "mc_accuracy", "mc_chance", "simulation"}
     assert len(results) == 1 + len(docs[0]["candidates"])
 
 
@@ -255,6 +255,7 @@ def test_all_representation_tasks_through_lm_eval_and_the_plot(tiny_llama, tmp_p
     assert metric_names(results["introspect_features"]) == {
         "label_match",
         "mc_accuracy",
+        "mc_chance",
         "simulation",
     }
     assert metric_names(results["introspect_activation_patching"]) == {
