@@ -101,8 +101,29 @@ def build_bridge(model: Any) -> Any:
             "architecture adapter for it; use backend=hf"
         ) from None
     bridge = build_bridge_from_module(source, architecture, hf_config=copy.deepcopy(config))
+    _pass_the_kv_cache(bridge)
     bridge.eval()
     return bridge
+
+
+def _cache_as_past_key_values(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    if kwargs.get("cache") is None or kwargs.get("past_key_values") is not None:
+        return None
+    return args, {**kwargs, "past_key_values": kwargs["cache"]}
+
+
+def _pass_the_kv_cache(bridge: Any) -> None:
+    """Hand the KV cache to the bridge's attention components under the name they read.
+
+    Transformers 5.x decoder layers pass the cache to attention as ``cache=`` (the old
+    ``past_key_values=`` is deprecated), while TransformerLens's attention bridges, which
+    recompute attention themselves, read only ``past_key_values`` (or ``layer_past``):
+    without this, the prompt pass leaves the cache empty and every later generation step
+    attends to its own token alone.
+    """
+    for module in bridge.modules():
+        if hasattr(module, "_update_kv_cache"):
+            module.register_forward_pre_hook(_cache_as_past_key_values, with_kwargs=True)
 
 
 class TransformerLensBackend(BatchedBackend):

@@ -102,6 +102,18 @@ def test_writes_give_hf_logits(setup, kind, mode):
     assert changed.tolist() == [False, True, True, False, False]
 
 
+def test_a_cached_step_attends_to_the_prompt(setup):
+    """The prompt pass fills the KV cache, and a step over it sees the whole padded prompt."""
+    _, sequences, tl, hf = setup
+    ids, mask, _ = tl.pad(sequences)
+    _, past = tl.run(ids, mask, None, use_cache=True)
+    assert past.get_seq_length() == ids.shape[1]
+    token = sequences[0][1]
+    mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    step, _ = tl.run(torch.full((len(sequences), 1), token), mask, None, past=past, use_cache=True)
+    close(step[:, -1].float(), hf.forward([[*s, token] for s in sequences]).last_logits)
+
+
 def test_generate_gives_hf_tokens(setup):
     loaded, sequences, tl, hf = setup
     expected = hf.generate(sequences, max_new_tokens=6)
