@@ -4,14 +4,14 @@
 # its baseline) and the plots. CPU only, offline; results under ${1:-results}.
 set -euo pipefail
 out="$(realpath -m "${1:-results}")"
-limit="${DEMO_LIMIT:-30}"
+limit="${DEMO_LIMIT:-20}"
 model=smollm2-135m-instruct
 common=(--model introspect --batch_size 16 --log_samples)
 
 echo "== self-explanation: $model explains itself (--limit $limit)"
 lm_eval "${common[@]}" --model_args "pretrained=$model" \
     --tasks introspect_input_ablation,introspect_activation_patching,introspect_patchscope_next_token \
-    --limit "$limit" --output_path "$out/self" \
+    --metadata '{"layers": "every:3"}' --limit "$limit" --output_path "$out/self" \
     --wandb_args project=lm-eval-introspect,mode=offline
 
 echo "== cross-explanation: $model explains gemma-3-270m (input ablation, --limit $limit)"
