@@ -108,15 +108,18 @@ def residual_norms(context: ReferenceContext, layers: Sequence[int]) -> list[flo
 def concept_vectors(
     context: ReferenceContext, layers: Sequence[int]
 ) -> tuple[dict[int, dict[str, tuple[list[float], str]]], list[float]]:
-    """Concept directions (concept minus neutral mean residual, unit) at every layer from one
-    pass over the bank, as the ``concepts`` feature source computes them, and residual norms."""
+    """Concept directions (concept minus neutral mean residual, unit) at every layer, as the
+    ``concepts`` feature source computes them (from its cached pool reads), and residual norms."""
     import torch
 
     from harness_plugins.builtin.feature_sources import _Pool, _read_pool
 
     pool = _Pool.load(context.options.get("concepts"))
-    sites = [site("resid_post", layer) for layer in layers]
-    _, per_site = _read_pool(pool, context.subject, context.backend, sites)
+    # one cached read of the pool per layer: the same artifact the features type reads
+    per_site = [
+        _read_pool(pool, context.subject, context.backend, site("resid_post", layer))[1]
+        for layer in layers
+    ]
     built: dict[int, dict[str, tuple[list[float], str]]] = {}
     norms = []
     for layer, residuals in zip(layers, per_site, strict=True):
