@@ -38,7 +38,8 @@ CASES = [
     ("patchscope_attributes", {"only_known": False}, 3),
 ]
 # which logits each type takes an argmax of: the letters' (read from its references),
-# every row of its forward passes, or the greedy steps of its generations
+# every row of its forward passes (and its float16 log-probabilities, when it stores
+# them), or the greedy steps of its generations
 CHOICES = {
     "input_ablation": "letters",
     "activation_patching": "forward",
@@ -100,7 +101,10 @@ def choice_logits(type_name: str, built, logits) -> list[torch.Tensor]:
             for row, choices in zip(built[column], built["choices"], strict=True)
         ]
     if kind == "forward":
-        return [logits.rows]
+        rows = [logits.rows]
+        if "source_logprobs" in built.column_names:  # its token: the argmax of these, in float16
+            rows.append(torch.tensor(built["source_logprobs"]))
+        return rows
     if kind == "generate":
         return [logits.generated]
     return []
