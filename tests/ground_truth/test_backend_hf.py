@@ -1,4 +1,9 @@
-"""The hf backend implements the intervention primitive exactly, on GPT-2 and Llama."""
+"""The hf backend implements the intervention primitive exactly, on GPT-2 and Llama.
+
+Greedy choices (generated tokens, greedy flags) of batched, padded and cached runs are
+compared with plain unpadded passes exactly, and only with every choice made by a margin
+that the rounding of another computation order cannot overturn (`decisions`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import re
 
 import pytest
 import torch
+from decisions import assert_margins, assert_rows_match, record
 from tiny_models import make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend, find_decoder_layers
@@ -114,12 +120,14 @@ def test_final_block_output_is_taken_before_the_final_norm(setup):
 
 
 def manual_greedy(model, sequence, steps, patch=None):
-    """Reference greedy decoding without a cache; ``patch`` edits the prompt pass only."""
+    """Reference greedy decoding without a cache; returns the tokens and the logits each
+    was chosen from. ``patch`` replaces a prompt position's block output: in every pass, as
+    each pass recomputes the prompt whose patched states the cached run keeps."""
     ids = list(sequence)
-    out = []
-    for step in range(steps):
+    out, rows = [], []
+    for _ in range(steps):
         handle = None
-        if patch is not None and step == 0:
+        if patch is not None:
             layer, position, vector = patch
 
             def hook(module, args, output, position=position, vector=vector):
@@ -130,19 +138,27 @@ def manual_greedy(model, sequence, steps, patch=None):
 
             handle = find_decoder_layers(model)[layer].register_forward_hook(hook)
         with torch.inference_mode():
-            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            logits = model(torch.tensor([ids])).logits[0, -1].float()
         if handle is not None:
             handle.remove()
+        token = int(logits.argmax())
         out.append(token)
+        rows.append(logits)
         ids.append(token)
-    return out
+    return out, torch.stack(rows)
 
 
 def test_generate_is_greedy_and_batching_invariant(setup):
     loaded, sequences = setup
-    expected = [manual_greedy(loaded.model, s, 5) for s in sequences]
-    assert backend(loaded, batch_size=8).generate(sequences, max_new_tokens=5) == expected
-    assert backend(loaded, batch_size=1).generate(sequences, max_new_tokens=5) == expected
+    manual = [manual_greedy(loaded.model, s, 5) for s in sequences]
+    expected = [tokens for tokens, _ in manual]
+    reference = torch.cat([rows for _, rows in manual])
+    assert_margins(reference, "greedy decoding without a cache")
+    for batch_size in (8, 1):
+        runner = backend(loaded, batch_size=batch_size)
+        with record(runner) as rows:
+            assert runner.generate(sequences, max_new_tokens=5) == expected
+        assert_rows_match(rows.rows, reference, f"generation in batches of {batch_size}")
 
 
 def test_generate_applies_writes_to_the_prompt_pass_only(setup):
@@ -150,9 +166,18 @@ def test_generate_applies_writes_to_the_prompt_pass_only(setup):
     vector = torch.linspace(-3, 3, backend(loaded).d_model)
     row, position = 3, 1
     write = Write("blocks.0.hook_resid_post", row, position, vector)
-    got = backend(loaded).generate(sequences, max_new_tokens=4, writes=[write])
-    assert got[row] == manual_greedy(loaded.model, sequences[row], 4, patch=(0, position, vector))
-    assert got[0] == manual_greedy(loaded.model, sequences[0], 4)
+    runner = backend(loaded)
+    with record(runner) as rows:
+        got = runner.generate(sequences, max_new_tokens=4, writes=[write])
+    patched, patched_rows = manual_greedy(
+        loaded.model, sequences[row], 4, patch=(0, position, vector)
+    )
+    plain, plain_rows = manual_greedy(loaded.model, sequences[0], 4)
+    assert_margins([patched_rows, plain_rows], "greedy decoding without a cache")
+    assert got[row] == patched
+    assert got[0] == plain
+    # the two decoded without a cache are among the batch's rows
+    assert_rows_match(torch.cat([patched_rows, plain_rows]), rows.rows, "generation with a write")
 
 
 def test_generate_stops_after_a_stop_token(setup):
@@ -199,13 +224,18 @@ def test_mlp_hook_post_reads_the_neurons_that_the_output_weights_write(setup):
 def test_score_from_gives_loglikelihoods_of_the_continuation(setup):
     loaded, sequences = setup
     sequence = sequences[0]
-    result = backend(loaded).forward([sequence, sequences[1]], score_from=[4, 1])
+    runner = backend(loaded)
+    with record(runner) as rows:
+        result = runner.forward([sequence, sequences[1]], score_from=[4, 1])
     with torch.inference_mode():
-        logprobs = loaded.model(torch.tensor([sequence])).logits[0].float().log_softmax(-1)
+        logits = loaded.model(torch.tensor([sequence])).logits[0].float()
+    logprobs = logits.log_softmax(-1)
     expected = torch.stack([logprobs[i - 1, sequence[i]] for i in range(4, len(sequence))])
     torch.testing.assert_close(result.token_logprobs[0], expected, atol=1e-5, rtol=1e-5)
     greedy = all(int(logprobs[i - 1].argmax()) == sequence[i] for i in range(4, len(sequence)))
+    assert_margins(logits[3:-1], "the scored positions")
     assert result.greedy[0] is greedy
+    assert_rows_match(logits, rows.rows, "scoring in a padded batch")
 
 
 def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
@@ -227,12 +257,15 @@ def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
         "writes": [Write("blocks.0.hook_resid_post", 1, -1, vector)],
         "score_from": [len(head) + 1] * 4,
     }
-    a, b = shared.forward(sequences, **kwargs), plain.forward(sequences, **kwargs)
+    with record(shared) as shared_rows, record(plain) as plain_rows:
+        a, b = shared.forward(sequences, **kwargs), plain.forward(sequences, **kwargs)
     torch.testing.assert_close(a.last_logits, b.last_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a.reads[0], b.reads[0], atol=1e-5, rtol=1e-5)
     for x, y in zip(a.token_logprobs, b.token_logprobs, strict=True):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+    assert_margins(plain_rows.rows, "greedy flags without a shared prefix")
     assert a.greedy == b.greedy
+    assert_rows_match(shared_rows.rows, plain_rows.rows, "a shared prefix")
     early = [Write("blocks.0.hook_resid_post", 0, 3, vector)]  # inside the prefix: shrinks it
     assert shared.shared_prefix([0, 1, 2, 3], sequences, (), early, None) == 0
     torch.testing.assert_close(

@@ -1,9 +1,14 @@
-"""The transformer_lens backend gives what the hf backend gives, on the same GPT-2 and Llama."""
+"""The transformer_lens backend gives what the hf backend gives, on the same GPT-2 and Llama.
+
+Greedy choices (generated tokens, greedy flags) are compared exactly, and only with every
+choice made by a margin the float32 rounding of another backend cannot overturn (`decisions`).
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from decisions import assert_margins, assert_rows_match, record
 from tiny_models import make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend
@@ -116,13 +121,17 @@ def test_a_cached_step_attends_to_the_prompt(setup):
 
 def test_generate_gives_hf_tokens(setup):
     loaded, sequences, tl, hf = setup
-    expected = hf.generate(sequences, max_new_tokens=6)
-    assert tl.generate(sequences, max_new_tokens=6) == expected
+    with record(hf) as reference:
+        expected = hf.generate(sequences, max_new_tokens=6)
+    assert_margins(reference.generated, "hf generation")
     single = TransformerLensBackend(loaded, batch_size=1, progress=False)
-    assert single.generate(sequences, max_new_tokens=6) == expected
     stop = expected[0][2]
-    stopped = tl.generate(sequences[:1], max_new_tokens=6, stop_token_ids=[stop])[0]
+    with record(tl) as batched, record(single) as alone:
+        assert tl.generate(sequences, max_new_tokens=6) == expected
+        assert single.generate(sequences, max_new_tokens=6) == expected
+        stopped = tl.generate(sequences[:1], max_new_tokens=6, stop_token_ids=[stop])[0]
     assert stopped == expected[0][: expected[0].index(stop) + 1]
+    assert_rows_match(torch.cat([batched.rows, alone.rows]), reference.rows, "tl generation")
 
 
 def test_generate_with_writes_gives_hf_tokens(setup):
@@ -131,20 +140,29 @@ def test_generate_with_writes_gives_hf_tokens(setup):
         Write("blocks.0.hook_resid_post", 3, 1, torch.linspace(-3, 3, tl.d_model)),
         Write("hook_embed", 0, -1, torch.linspace(2, -2, tl.d_model), "add"),
     ]
-    got = tl.generate(sequences, max_new_tokens=6, writes=writes)
-    assert got == hf.generate(sequences, max_new_tokens=6, writes=writes)
+    with record(hf) as reference:
+        expected = hf.generate(sequences, max_new_tokens=6, writes=writes)
+    assert_margins(reference.generated, "hf generation")
+    with record(tl) as rows:
+        got = tl.generate(sequences, max_new_tokens=6, writes=writes)
+    assert got == expected
+    assert_rows_match(rows.rows, reference.rows, "tl generation")
     assert got != tl.generate(sequences, max_new_tokens=6)  # the writes took effect
 
 
 def test_score_from_matches_hf(setup):
     _, sequences, tl, hf = setup
     score_from = [4, 1, 2, 3, len(sequences[4])]
-    got = tl.forward(sequences, score_from=score_from)
-    expected = hf.forward(sequences, score_from=score_from)
-    for value, reference in zip(got.token_logprobs, expected.token_logprobs, strict=True):
-        assert value.shape == reference.shape
-        close(value, reference)
+    with record(tl) as rows:
+        got = tl.forward(sequences, score_from=score_from)
+    with record(hf) as reference:
+        expected = hf.forward(sequences, score_from=score_from)
+    for value, reference_value in zip(got.token_logprobs, expected.token_logprobs, strict=True):
+        assert value.shape == reference_value.shape
+        close(value, reference_value)
+    assert_margins(reference.rows, "hf greedy flags")  # every position, the scored ones too
     assert got.greedy == expected.greedy
+    assert_rows_match(rows.rows, reference.rows, "tl scoring")
     close(got.last_logits, expected.last_logits)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from decisions import NUMERIC_ERROR, assert_margins
 from tiny_models import save_tiny_model
 
 from ground_truth import subject as subject_module
@@ -45,7 +46,13 @@ def test_references_are_the_subjects_constrained_greedy_answers(tiny_llama):
             )
             with torch.inference_mode():
                 logits = model(torch.tensor([ids])).logits[0, -1, letter_ids]
-            answers.append(LETTERS[int(logits.argmax())])
+            stored = doc["hinted_letter_logits" if hinted else "unhinted_letter_logits"]
+            # the references ran in padded batches: the same numbers, and no near-tie to flip
+            torch.testing.assert_close(
+                torch.tensor(stored), logits[: len(stored)], atol=NUMERIC_ERROR, rtol=0
+            )
+            assert_margins(logits[: len(doc["choices"])], "the letters")
+            answers.append(LETTERS[int(logits[: len(doc["choices"])].argmax())])
         assert [doc["subject_answer_hinted"], doc["subject_answer_unhinted"]] == answers
         assert doc["changed"] == (answers[0] != answers[1])
         if doc["changed"]:

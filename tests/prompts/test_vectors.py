@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from conftest import run_cli
+from decisions import assert_margins, record
 
 from harness_plugins.lm_eval_adapter.model import IntrospectLM
 from harness_plugins.prompts import vectors
@@ -115,6 +116,10 @@ def test_an_intervention_with_the_prompts_own_state_changes_nothing(lm):
     )
     marked = prompt + vectors.intervention([("blocks.0.hook_resid_post", hidden, 0)])
     gen = {"until": [], "max_gen_toks": 3, "do_sample": False}
+    # two ways to decode (lm-eval's generate, the backend's loop): no near-tie to flip
+    with record(lm._vector_backend()) as rows:
+        lm._vector_backend().generate([ids], max_new_tokens=3)
+    assert_margins(rows.generated, "the plain generation")
     assert lm.generate_until([Request(marked, dict(gen))]) == lm.generate_until(
         [Request(prompt, dict(gen))]
     )

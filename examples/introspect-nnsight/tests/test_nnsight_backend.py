@@ -5,7 +5,9 @@ backend is correct when, on the same loaded model, every result agrees with it: 
 logits of padded batches, reads at every site kind, replace and add writes, greedy
 generation with and without writes, and ``score_from`` log-probabilities and greedy
 flags. The models are built from configs in the test (no download), with the helpers
-of the lm-eval-introspect repository's own test suite.
+of the lm-eval-introspect repository's own test suite. Greedy choices are compared exactly,
+and only with every choice made by a margin that the float32 rounding of another backend
+cannot overturn (``tests/decisions.py``).
 
 Run from the repository root: ``python -m pytest examples/introspect-nnsight/tests``.
 """
@@ -23,6 +25,7 @@ pytest.importorskip("nnsight")
 # tests/tiny_models.py of the lm-eval-introspect checkout this example lives in
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 
+from decisions import assert_margins, assert_rows_match, record
 from introspect_nnsight.backend import NNsightBackend
 from tiny_models import make_model, make_tokenizer
 
@@ -151,14 +154,6 @@ def test_writes_at_every_site(setup, mode: str) -> None:
 def test_generate_tokens_identical(setup) -> None:
     loaded, sequences = setup
     hf, nn = backends(loaded)
-    plain = nn.generate(sequences, max_new_tokens=8)
-    assert plain == hf.generate(sequences, max_new_tokens=8)
-    assert all(len(tokens) == 8 for tokens in plain)
-    # a stop token the continuations contain: kept, and nothing after it
-    stop = plain[0][3]
-    stopped = nn.generate(sequences, max_new_tokens=8, stop_token_ids=[stop])
-    assert stopped == hf.generate(sequences, max_new_tokens=8, stop_token_ids=[stop])
-    assert stopped[0][-1] == stop and len(stopped[0]) <= 4
     generator = torch.Generator().manual_seed(2)
     writes = [
         Write(
@@ -169,9 +164,24 @@ def test_generate_tokens_identical(setup) -> None:
         Write("hook_embed", row, 0, torch.randn(hf.d_model, generator=generator), "add")
         for row in range(len(sequences))
     ]
-    steered = nn.generate(sequences, max_new_tokens=8, writes=writes)
-    assert steered == hf.generate(sequences, max_new_tokens=8, writes=writes)
+    with record(hf) as reference:
+        expected = hf.generate(sequences, max_new_tokens=8)
+        # a stop token the continuations contain: kept, and nothing after it
+        stop = expected[0][3]
+        expected_stopped = hf.generate(sequences, max_new_tokens=8, stop_token_ids=[stop])
+        expected_steered = hf.generate(sequences, max_new_tokens=8, writes=writes)
+    assert_margins(reference.generated, "hf generation")
+    with record(nn) as rows:
+        plain = nn.generate(sequences, max_new_tokens=8)
+        stopped = nn.generate(sequences, max_new_tokens=8, stop_token_ids=[stop])
+        steered = nn.generate(sequences, max_new_tokens=8, writes=writes)
+    assert plain == expected
+    assert all(len(tokens) == 8 for tokens in plain)
+    assert stopped == expected_stopped
+    assert stopped[0][-1] == stop and len(stopped[0]) <= 4
+    assert steered == expected_steered
     assert steered != plain
+    assert_rows_match(rows.rows, reference.rows, "nnsight generation")
 
 
 def test_writes_apply_to_the_prompt_pass_only(setup) -> None:
@@ -181,16 +191,20 @@ def test_writes_apply_to_the_prompt_pass_only(setup) -> None:
     _, nn = backends(loaded)
     vector = 10 * torch.randn(nn.d_model, generator=torch.Generator().manual_seed(3))
     writes = [Write("blocks.0.hook_resid_post", 0, -1, vector)]
-    steered = nn.generate(sequences[:1], max_new_tokens=6, writes=writes)[0]
+    with record(nn) as generated:
+        steered = nn.generate(sequences[:1], max_new_tokens=6, writes=writes)[0]
     # the KV cache of the prompt carries the write; no later step is written again, so a
     # forward over prompt + steered tokens with the same write predicts the same tokens
     full = list(sequences[0]) + steered[:-1]
-    scored = nn.forward(
-        [full],
-        writes=[Write("blocks.0.hook_resid_post", 0, len(sequences[0]) - 1, vector)],
-        score_from=[len(sequences[0])],
-    )
+    with record(nn) as scored_rows:
+        scored = nn.forward(
+            [full],
+            writes=[Write("blocks.0.hook_resid_post", 0, len(sequences[0]) - 1, vector)],
+            score_from=[len(sequences[0])],
+        )
+    assert_margins(generated.generated, "the steered generation")
     assert scored.greedy == [True]
+    assert_rows_match(generated.rows, scored_rows.rows, "a forward over the generation")
 
 
 def test_score_from_and_greedy_flags(setup) -> None:
@@ -198,17 +212,22 @@ def test_score_from_and_greedy_flags(setup) -> None:
     hf, nn = backends(loaded)
     # prompt + its own greedy continuation is greedy from the prompt's end; the prompts
     # themselves mostly are not, so both flag values are checked
-    continued = [
-        list(s) + tokens
-        for s, tokens in zip(sequences, hf.generate(sequences, max_new_tokens=3), strict=True)
-    ]
+    with record(hf) as generated:
+        continuations = hf.generate(sequences, max_new_tokens=3)
+    assert_margins(generated.generated, "hf generation")
+    continued = [list(s) + tokens for s, tokens in zip(sequences, continuations, strict=True)]
     rows = sequences + continued
     starts = [1, 1, 2, len(sequences[3]), 3] + [len(s) for s in sequences]
-    expected = hf.forward(rows, score_from=starts)
-    actual = nn.forward(rows, score_from=starts)
+    with record(hf) as reference:
+        expected = hf.forward(rows, score_from=starts)
+    with record(nn) as scored:
+        actual = nn.forward(rows, score_from=starts)
+    assert_margins(reference.rows, "hf greedy flags")  # every position, the scored ones too
     assert actual.greedy == expected.greedy
     assert actual.greedy[len(sequences) :] == [True] * len(sequences)
     assert False in actual.greedy
+    assert_rows_match(scored.rows, reference.rows, "nnsight scoring")
+    assert_rows_match(generated.rows, scored.rows, "nnsight scoring of hf's generation")
     assert_agree(expected.last_logits, actual.last_logits)
     for a, b, row, start in zip(
         expected.token_logprobs, actual.token_logprobs, rows, starts, strict=True
