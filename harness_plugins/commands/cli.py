@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_arguments(report_parser)
     report_parser.set_defaults(func=report.run)
 
+    from harness_plugins.commands import judge
+
+    judge_parser = sub.add_parser(
+        "judge",
+        help="re-grade an injected_thoughts run's logged answers with a judge model; "
+        "agreement with the rules",
+    )
+    judge.add_arguments(judge_parser)
+    judge_parser.set_defaults(func=judge.run)
+
     from harness_plugins.commands import gate
 
     gate_parser = sub.add_parser(
