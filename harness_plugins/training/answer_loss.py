@@ -43,6 +43,9 @@ def head_sees_only(model: Any, keep: Any) -> Iterator[dict[str, bool]]:
         record["cut"] = True
         return (hidden[keep.to(hidden.device)].unsqueeze(0), *args[1:])
 
+    if head is None:  # no output module to cut before: the logits are cut after
+        yield record
+        return
     handle = head.register_forward_pre_hook(cut)
     try:
         yield record
