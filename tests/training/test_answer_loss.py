@@ -91,3 +91,15 @@ def test_predicting_positions_is_the_label_mask_moved_one_left():
         [False, True, True, False, False],
         [True, True, True, True, False],
     ]
+
+
+def test_a_model_without_an_output_module_gets_its_logits_cut_after(tiny_llama, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    batch = {k: v for k, v in _batch(tokenizer).items() if not k.startswith("slot")}
+    with torch.no_grad():
+        expected = model(**batch).loss
+        model.get_output_embeddings = lambda: None
+        loss = answer_only_loss(model, batch)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
