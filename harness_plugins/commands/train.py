@@ -53,6 +53,9 @@ def _training_config(args: argparse.Namespace) -> Any:
         wandb_project=wandb.pop("project", None),
         run_name=wandb.pop("name", None),
         wandb_args=wandb,
+        gradient_checkpointing=args.gradient_checkpointing,
+        bf16={"auto": None, "true": True, "false": False}[args.bf16],
+        full_logits=args.full_logits,
     )
 
 
@@ -214,6 +217,29 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint every N steps (below 1: that share of the run), for --resume",
     )
     add_option(group, "seed", type=int, default=0, help="random seed")
+    add_option(
+        group,
+        "gradient_checkpointing",
+        action="store_true",
+        default=False,
+        help="recompute each block's activations in the backward pass: less memory, "
+        "~30%% more compute, same gradients",
+    )
+    add_option(
+        group,
+        "bf16",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="bfloat16 autocast (approximate); auto: where the GPU or CPU does it natively",
+    )
+    add_option(
+        group,
+        "full_logits",
+        action="store_true",
+        default=False,
+        help="compute logits at every position, not only where the reply is learned "
+        "(same loss, more memory; for comparison)",
+    )
     add_option(
         group,
         "wandb_args",

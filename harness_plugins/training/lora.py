@@ -62,10 +62,15 @@ class TrainingConfig:
     wandb_args: dict[str, str] = field(default_factory=dict)
     gradient_checkpointing: bool = False
     """Recompute each block's activations in the backward pass instead of keeping them all
-    (same gradients, ~30% more compute). Off until its memory saving is measured here."""
+    (same gradients, ~30% more compute). Off by default; at batch 8 on SmolLM2-135M it
+    halves the peak (benchmarks/training_memory.py)."""
     bf16: bool | None = None
     """bfloat16 autocast; None: where the hardware does it natively (recent GPUs, CPUs with
-    AVX512-BF16 or AMX), which is ~3x faster on such CPUs."""
+    AVX512-BF16 or AMX), which is ~2-3x faster on such CPUs and keeps bfloat16 activations
+    (at batch 8 on SmolLM2-135M: 3.7 GB peak against 5.2 GB in float32)."""
+    full_logits: bool = False
+    """Logits at every position, as the model's own loss computes them: the same loss with
+    batch x length x vocabulary floats more memory (kept to measure the saving against)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,12 +146,31 @@ class _Collator:
 
 
 def _slot_trainer() -> type:
-    """A Trainer that writes each batch's vectors over the embeddings at their slots."""
+    """A Trainer that writes each batch's vectors over the embeddings at their slots, and
+    computes logits only at the positions that predict a reply token (`answer_loss`)."""
     from transformers import Trainer
 
+    from harness_plugins.training.answer_loss import answer_only_loss
+
     class SlotTrainer(Trainer):
+        full_logits = False
+        """True: the model's own loss, over logits at every position (same value, more memory)."""
+
+        def _answer_only(self, return_outputs: bool) -> bool:
+            return not (
+                self.full_logits
+                or return_outputs
+                or self.label_smoother is not None
+                or self.compute_loss_func is not None
+                or self.accelerator.num_processes > 1
+            )
+
         def compute_loss(
-            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
         ) -> Any:
             where = inputs.pop("slot_positions")
             values = inputs.pop("slot_vectors")
@@ -162,7 +186,11 @@ def _slot_trainer() -> type:
 
                 handle = model.get_input_embeddings().register_forward_hook(write)
             try:
-                return super().compute_loss(model, inputs, *args, **kwargs)
+                if self._answer_only(return_outputs) and "labels" in inputs:
+                    # divided by the batch's label count exactly when the Trainer counts on it
+                    count = num_items_in_batch if self.model_accepts_loss_kwargs else None
+                    return answer_only_loss(model, inputs, count)
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             finally:
                 if handle is not None:
                     handle.remove()
@@ -271,6 +299,7 @@ def train_lora(
         train_dataset=dataset,
         data_collator=_Collator(tokenizer.pad_token_id),
     )
+    trainer.full_logits = config.full_logits
     started = time.perf_counter()
     result = trainer.train(
         resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None

@@ -46,6 +46,16 @@ def test_wandb_is_opt_in_and_knobs_reach_the_config():
     assert (config.gradient_accumulation, config.max_length, config.save_steps) == (4, 256, 5)
 
 
+def test_memory_knobs_reach_the_config():
+    config = _training_config(build_parser().parse_args(BASE))
+    assert (config.gradient_checkpointing, config.bf16, config.full_logits) == (False, None, False)
+    args = [*BASE, "--gradient_checkpointing", "--bf16", "false", "--full_logits"]
+    config = _training_config(build_parser().parse_args(args))
+    assert (config.gradient_checkpointing, config.bf16, config.full_logits) == (True, False, True)
+    config = _training_config(build_parser().parse_args([*BASE, "--bf16", "true"]))
+    assert config.bf16 is True
+
+
 def test_bad_wandb_args_is_one_line_error():
     with pytest.raises(IntrospectError, match="--wandb_args: expected KEY=VALUE"):
         parse_wandb_args("project")
