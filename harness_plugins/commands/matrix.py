@@ -101,6 +101,7 @@ def run_pair(
     documents: Documents | None = None,
     resamples: int = stats.RESAMPLES,
     label: str | None = None,
+    num_fewshot: int | None = None,
 ) -> list[Cell]:
     """Evaluate one pair with lm-eval's Python API on an already loaded explainer.
 
@@ -123,7 +124,12 @@ def run_pair(
         # introspect tasks only: building lm-eval's whole task index takes ~10 s per pair
         manager = TaskManager(include_defaults=False, metadata=task_metadata)
         results = simple_evaluate(
-            model=lm, tasks=list(tasks), limit=limit, task_manager=manager, log_samples=True
+            model=lm,
+            tasks=list(tasks),
+            limit=limit,
+            num_fewshot=num_fewshot,
+            task_manager=manager,
+            log_samples=True,
         )
     except Exception as error:  # a pair that cannot run is a result too
         message = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -236,6 +242,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="documents per task (lm-eval's --limit)")
     parser.add_argument("--metadata", help="task options as JSON, for every pair")
     parser.add_argument(
+        "--num-fewshot",
+        type=int,
+        help="K solved train-partition examples before each question (lm-eval's --num_fewshot)",
+    )
+    parser.add_argument(
         "--out", default="matrix", help="folder for matrix.csv, matrix.json and heatmaps"
     )
     parser.add_argument("--batch-size", type=int, default=8)
@@ -308,6 +319,7 @@ def _evaluate(
                     documents,
                     args.bootstrap_iters,
                     label=explainer.label,
+                    num_fewshot=args.num_fewshot,
                 )
             del lm
     return cells

@@ -74,7 +74,7 @@ def heatmaps(
                     text,
                     ha="center",
                     va="center",
-                    color="white" if missing or image.norm(grid[i, j]) < 0.5 else "black",
+                    color="black" if missing or image.norm(grid[i, j]) >= 0.5 else "white",
                     fontsize=8,
                 )
         figure.colorbar(image, ax=axes)
