@@ -44,13 +44,13 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "explanation types trained and evaluated",
     ),
     "SVC_SEEDS": ("0,1", "0", "training seeds (the questions and their partition stay fixed)"),
-    "SVC_TRAIN_LIMIT": ("64", "4", "train documents per type and subject"),
-    "SVC_STEPS": ("32", "2", "optimizer steps per explainer"),
+    "SVC_TRAIN_LIMIT": ("48", "4", "train documents per type and subject"),
+    "SVC_STEPS": ("24", "2", "optimizer steps per explainer"),
     "SVC_BATCH": ("4", "2", "training examples per step"),
     "SVC_MAX_LENGTH": ("384", "256", "training tokens per example (Gemma's 262k vocabulary)"),
     "SVC_LORA_R": ("8", "4", "LoRA rank"),
     "SVC_LR": ("2e-4", "2e-4", "learning rate"),
-    "SVC_LIMIT": ("40", "3", "held-out test documents per type"),
+    "SVC_LIMIT": ("32", "3", "held-out test documents per type"),
     "SVC_FEWSHOT": ("2", "1", "solved train examples for the untrained baseline (0: zero-shot)"),
     "SVC_UNTRAINED": ("1", "1", "1: also evaluate the untrained explainers (the baseline)"),
     "SVC_EVAL_BATCH": ("8", "4", "evaluation batch size"),
@@ -258,6 +258,23 @@ def gap_table(gaps: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
     return lines
 
 
+def training_table(out: Path) -> list[str]:
+    """Markdown: what each adapter was trained on (same data and steps for every pair?)."""
+    lines = ["| seed | explainer | subject | train documents | steps | seconds | loss |"]
+    lines.append("| --- |" + " --- |" * 6)
+    for manifest_path in sorted((out / "adapters").glob("seed*/*/*/introspect_training.json")):
+        manifest = json.loads(manifest_path.read_text())
+        documents = ", ".join(f"{t} {v['documents']}" for t, v in manifest["types"].items())
+        first, final = manifest.get("first_loss"), manifest.get("final_loss")
+        loss = "n/a" if first is None or final is None else f"{first:.2f} -> {final:.2f}"
+        seed, explainer, subject = manifest_path.parts[-4:-1]
+        lines.append(
+            f"| {seed.removeprefix('seed')} | {explainer} | {subject} | {documents} | "
+            f"{manifest['steps']} | {manifest['seconds']:.0f} | {loss} |"
+        )
+    return lines
+
+
 def write_report(config: Mapping[str, str], timings: Mapping[str, float], total: float) -> Path:
     """``report.md`` from the matrices on disk: tables, gaps, figures, budget and time."""
     out, models = Path(config["SVC_OUT"]), _list(config["SVC_MODELS"])
@@ -278,6 +295,7 @@ def write_report(config: Mapping[str, str], timings: Mapping[str, float], total:
         + ").",
         "",
     ]
+    lines += ["## Explainers trained", "", *training_table(out), ""]
     gaps: list[tuple[str, Mapping[str, Any]]] = []
     for folder in sorted((out / "matrix").glob("seed*")):
         path = folder / "matrix.json"

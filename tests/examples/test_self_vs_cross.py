@@ -73,6 +73,8 @@ def test_smoke_run_end_to_end_on_tiny_models(experiment, tiny_llama, tiny_llama_
     text = report.read_text()
     assert "## Self minus cross" in text and "Wall time taken" in text and "Budget: 2 min" in text
     assert "## Untrained explainers (1-shot" in text and "heatmap__" in text
+    trained = [line for line in text.splitlines() if line.startswith("| 0 | tiny-llama")]
+    assert len(trained) == 4 and all("input_ablation 4 | 2 |" in line for line in trained)
     timings = json.loads((out / "timings.json").read_text())
     assert set(timings) == {"references", "training", "evaluation"}
     # a second run skips what is done: no new training, the same matrix
