@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
 }
 
 REPORT_METRICS = ("content_match", "exact_match", "changed_f1", "valid")
+FIGURE_METRICS = ("content_match", "changed_f1")
 TRIVIAL = "unchanged_rate"
 
 
@@ -202,41 +203,33 @@ def _cell_text(cell: Mapping[str, Any] | None) -> str:
     return f"{cell['value']:.2f}{interval}"
 
 
-def matrix_tables(data: Mapping[str, Any], models: Sequence[str]) -> list[str]:
-    """Markdown: one explainer-by-subject table per task and metric, plus the trivial baseline."""
+def matrix_tables(data: Mapping[str, Any]) -> list[str]:
+    """Markdown: per task, one row per (explainer, subject) pair with every reported metric
+    and its 95% interval, then the trivial baseline of each subject."""
     cells = data["cells"]
-    subjects = list(dict.fromkeys(c["subject"] for c in cells))
-    explainers = list(dict.fromkeys(c["explainer"] for c in cells))
+    by_key = {(c["explainer"], c["subject"], c["task"], c["metric"]): c for c in cells}
+    pairs = list(dict.fromkeys((c["explainer"], c["subject"]) for c in cells))
     lines = []
     for task in sorted({c["task"] for c in cells if c["metric"]}):
         found = {c["metric"] for c in cells if c["task"] == task}
-        for metric in [m for m in REPORT_METRICS if m in found]:
-            lines += [f"**{task} / {metric}** (95% bootstrap interval; * = self)", ""]
-            lines.append("| explainer \\ subject | " + " | ".join(subjects) + " |")
-            lines.append("| --- |" + " --- |" * len(subjects))
-            for explainer in explainers:
-                row = []
-                for subject in subjects:
-                    cell = next(
-                        (
-                            c
-                            for c in cells
-                            if (c["explainer"], c["subject"], c["task"], c["metric"])
-                            == (explainer, subject, task, metric)
-                        ),
-                        None,
-                    )
-                    mark = "*" if cell and cell.get("mode") == "self" else ""
-                    row.append(_cell_text(cell) + mark)
-                lines.append(f"| {explainer} | " + " | ".join(row) + " |")
-            lines.append("")
+        metrics = [m for m in REPORT_METRICS if m in found]
+        lines += [f"**{task}** (95% bootstrap intervals)", ""]
+        lines.append("| explainer | subject | mode | " + " | ".join(metrics) + " |")
+        lines.append("| --- | --- | --- |" + " --- |" * len(metrics))
+        for explainer, subject in pairs:
+            row = [by_key.get((explainer, subject, task, m)) for m in metrics]
+            mode = next((c["mode"] for c in row if c), "n/a")
+            texts = [_cell_text(c) for c in row]
+            lines.append(f"| {explainer} | {subject} | {mode} | " + " | ".join(texts) + " |")
         trivial = {c["subject"]: c for c in cells if c["task"] == task and c["metric"] == TRIVIAL}
         if trivial:
-            lines.append(
-                'Trivial baseline (always "unchanged"; scores this on exact/content match, '
-                "0 on changed_f1): " + ", ".join(f"{s} {_cell_text(c)}" for s, c in trivial.items())
-            )
-            lines.append("")
+            lines += [
+                "",
+                'Trivial baseline (always "unchanged": scores this on exact and content match, '
+                "0 on changed_f1): "
+                + ", ".join(f"{s} {_cell_text(c)}" for s, c in trivial.items()),
+            ]
+        lines.append("")
     return lines
 
 
@@ -303,13 +296,13 @@ def write_report(config: Mapping[str, str], timings: Mapping[str, float], total:
             continue
         data = json.loads(path.read_text())
         seed = folder.name.removeprefix("seed")
-        lines += [f"## Trained explainers, seed {seed}", "", *matrix_tables(data, models)]
+        lines += [f"## Trained explainers, seed {seed}", "", *matrix_tables(data)]
         gaps += [(seed, g) for g in data["self_minus_cross"]]
         figures = sorted(folder.glob("heatmap__*.png"))
         lines += [
             f"![{f.stem}]({f.relative_to(out)})"
             for f in figures
-            if f.stem.rsplit("__", 1)[-1] in REPORT_METRICS
+            if f.stem.rsplit("__", 1)[-1] in FIGURE_METRICS
         ]
         lines.append("")
     lines += ["## Self minus cross", "", *gap_table(gaps), ""]
@@ -318,7 +311,7 @@ def write_report(config: Mapping[str, str], timings: Mapping[str, float], total:
         lines += [
             f"## Untrained explainers ({config['SVC_FEWSHOT']}-shot from the train partition): the baseline",
             "",
-            *matrix_tables(json.loads(untrained.read_text()), models),
+            *matrix_tables(json.loads(untrained.read_text())),
         ]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
