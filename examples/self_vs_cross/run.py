@@ -61,6 +61,19 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
 }
 
 REPORT_METRICS = ("content_match", "exact_match", "changed_f1", "valid")
+NUMBERS = (
+    "SVC_TRAIN_LIMIT",
+    "SVC_STEPS",
+    "SVC_BATCH",
+    "SVC_MAX_LENGTH",
+    "SVC_LORA_R",
+    "SVC_LR",
+    "SVC_LIMIT",
+    "SVC_FEWSHOT",
+    "SVC_EVAL_BATCH",
+    "SVC_BOOTSTRAP",
+    "SVC_BUDGET_MIN",
+)
 FIGURE_METRICS = ("content_match", "changed_f1")
 TRIVIAL = "unchanged_rate"
 
@@ -70,6 +83,11 @@ def settings(env: Mapping[str, str]) -> dict[str, str]:
     smoke = env.get("SMOKE", "0") not in ("", "0")
     chosen = {name: env.get(name) or values[1 if smoke else 0] for name, values in SETTINGS.items()}
     chosen["SMOKE"] = "1" if smoke else "0"
+    for name in NUMBERS:
+        try:
+            float(chosen[name]) if name in ("SVC_LR", "SVC_BUDGET_MIN") else int(chosen[name])
+        except ValueError:
+            raise SystemExit(f"{name} must be a number, got {chosen[name]!r}") from None
     models = [m for m in chosen["SVC_MODELS"].split(",") if m.strip()]
     names = [Path(m).name for m in models]
     if len(models) != 2 or len(set(names)) != 2:

@@ -27,6 +27,8 @@ def test_settings_come_from_the_environment_with_small_smoke_defaults(experiment
     assert int(smoke["SVC_LIMIT"]) < int(full["SVC_LIMIT"])
     with pytest.raises(SystemExit, match="two models"):
         experiment.settings({"SVC_MODELS": "a"})
+    with pytest.raises(SystemExit, match="SVC_STEPS must be a number"):
+        experiment.settings({"SVC_STEPS": "many"})
 
 
 def test_every_pair_trains_with_the_same_settings_and_evaluates_its_own_adapter(experiment):
