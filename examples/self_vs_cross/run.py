@@ -15,7 +15,7 @@ Does a model explain itself better than another model explains it? For two subje
    the budget and the wall time actually taken.
 
 Every setting is an environment variable (see ``SETTINGS``); ``SMOKE=1`` shrinks them to a
-check that runs in about a minute (give tiny models with ``SVC_MODELS``). Steps whose
+check of the whole path (on tiny models given with ``SVC_MODELS``, minutes on 2 cores). Steps whose
 output already exists are skipped, so an interrupted run continues where it stopped.
 """
 

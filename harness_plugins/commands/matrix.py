@@ -207,8 +207,9 @@ def self_cross_gaps(
         for explainer, value in sorted(values["self"].items()):
             self_docs = documents.get((explainer, subject, task, metric))
             test = None
-            if self_docs and all(cross_docs):
-                test = stats.paired_gap(self_docs, cross_docs, resamples=resamples)  # type: ignore[arg-type]
+            present = [d for d in cross_docs if d]
+            if self_docs and len(present) == len(cross_docs):
+                test = stats.paired_gap(self_docs, present, resamples=resamples)
             rows.append(
                 {
                     "subject": subject,
