@@ -3,32 +3,42 @@
 The central comparison of the source work: does a model explain itself better than
 another model explains it? Each explainer is loaded once and evaluated against every
 subject (``--metadata subject=...`` under the hood); results go to a CSV and JSON of all
-metrics, a heatmap per metric, a W&B run, and a printed self-minus-cross gap per subject.
-A pair that cannot run (say, widths that no map can bridge) is recorded with its error,
-never dropped.
+metrics with a 95% bootstrap interval per cell, a heatmap per metric, a W&B run, and a
+printed self-minus-cross gap per subject with its paired bootstrap interval and p-value
+(`harness_plugins.commands.matrix_statistics`). An adapter path may contain ``{subject}``:
+the explainer then loads the adapter trained for each subject. A pair that cannot run
+(say, widths that no map can bridge) is recorded with its error, never dropped.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness_plugins.commands import matrix_statistics as stats
+from harness_plugins.commands.matrix_outputs import gap_lines, heatmaps, log_to_wandb, write_outputs
 from harness_plugins.errors import IntrospectError
 
 logger = logging.getLogger("introspect")
 
+SUBJECT_PLACEHOLDER = "{subject}"
+
+Documents = dict[tuple[str, str, str, str], stats.DocValues]
+"""(explainer, subject, task, metric) -> per-document values, for the paired gap tests."""
+
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model as the matrix names it: ``NAME`` or ``NAME+ADAPTER`` (a PEFT folder)."""
+    """A model as the matrix names it: ``NAME`` or ``NAME+ADAPTER`` (a PEFT folder).
+
+    ``ADAPTER`` may contain ``{subject}``: one adapter per subject (`for_subject`).
+    """
 
     name: str
     peft: str | None = None
@@ -42,12 +52,23 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
-        return self.name if not self.peft else f"{self.name}+{Path(self.peft).name}"
+        if not self.peft:
+            return self.name
+        path = Path(self.peft)
+        tail = f"{path.parent.name}/{path.name}" if SUBJECT_PLACEHOLDER in path.name else path.name
+        return f"{self.name}+{tail}"
+
+    def for_subject(self, subject: ModelChoice) -> ModelChoice:
+        """The explainer to run on ``subject``: ``{subject}`` in the adapter path becomes the
+        subject's name (its last path part), so each subject gets the adapter trained on it."""
+        if not self.peft or SUBJECT_PLACEHOLDER not in self.peft:
+            return self
+        return replace(self, peft=self.peft.replace(SUBJECT_PLACEHOLDER, Path(subject.name).name))
 
 
 @dataclass
 class Cell:
-    """One (explainer, subject, task, metric) value, or why the pair has none."""
+    """One (explainer, subject, task, metric) value with its 95% interval, or why it has none."""
 
     explainer: str
     subject: str
@@ -57,6 +78,9 @@ class Cell:
     value: float | None
     stderr: float | None
     status: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -74,11 +98,20 @@ def run_pair(
     tasks: Sequence[str],
     limit: int | None,
     metadata: dict[str, Any],
+    documents: Documents | None = None,
+    resamples: int = stats.RESAMPLES,
+    label: str | None = None,
+    num_fewshot: int | None = None,
 ) -> list[Cell]:
-    """Evaluate one pair with lm-eval's Python API on an already loaded explainer."""
+    """Evaluate one pair with lm-eval's Python API on an already loaded explainer.
+
+    Each cell gets a bootstrap interval from lm-eval's logged samples; the per-document
+    values go into ``documents`` (under ``label``, the explainer's row) for the gap tests.
+    """
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    label = label or explainer.label
     mode = pair_mode(explainer, subject)
     task_metadata = {**metadata, "pretrained": explainer.name}
     if explainer.peft:
@@ -90,35 +123,49 @@ def run_pair(
     try:
         # introspect tasks only: building lm-eval's whole task index takes ~10 s per pair
         manager = TaskManager(include_defaults=False, metadata=task_metadata)
-        results = simple_evaluate(model=lm, tasks=list(tasks), limit=limit, task_manager=manager)
+        results = simple_evaluate(
+            model=lm,
+            tasks=list(tasks),
+            limit=limit,
+            num_fewshot=num_fewshot,
+            task_manager=manager,
+            log_samples=True,
+        )
     except Exception as error:  # a pair that cannot run is a result too
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        logger.warning(
-            "introspect: matrix pair %s -> %s failed: %s", explainer.label, subject.label, message
-        )
+        logger.warning("introspect: matrix pair %s -> %s failed: %s", label, subject.label, message)
         return [
-            Cell(explainer.label, subject.label, mode, task, "", None, None, f"error: {message}")
+            Cell(label, subject.label, mode, task, "", None, None, f"error: {message}")
             for task in tasks
         ]
     cells = []
     for task, metrics in results["results"].items():
         record = (results.get("configs", {}).get(task, {}).get("metadata") or {}).get("introspect")
         task_mode = (record or {}).get("mode", mode)  # what the run itself decided
+        samples = (results.get("samples") or {}).get(task) or []
         for key, value in metrics.items():
             metric, _, _filter = key.partition(",")
             if not _filter or metric.endswith("_stderr"):
                 continue
-            stderr = _number(metrics.get(f"{metric}_stderr,{_filter}"))
+            per_doc = stats.document_values(samples, metric, _filter)
+            number = _number(value)
+            interval = stats.cell_interval(
+                [v for _, v in per_doc.values()], number, resamples=resamples
+            )
+            if documents is not None and per_doc:
+                documents[(label, subject.label, task, metric)] = per_doc
             cells.append(
                 Cell(
-                    explainer.label,
+                    label,
                     subject.label,
                     task_mode,
                     task,
                     metric,
-                    _number(value),
-                    stderr,
+                    number,
+                    _number(metrics.get(f"{metric}_stderr,{_filter}")),
                     "ok",
+                    *(interval or (None, None)),
+                    len(per_doc) or None,
                 )
             )
     return cells
@@ -134,11 +181,15 @@ def pair_mode(explainer: ModelChoice, subject: ModelChoice) -> str:
     )
 
 
-def self_cross_gaps(cells: Sequence[Cell]) -> list[dict[str, Any]]:
+def self_cross_gaps(
+    cells: Sequence[Cell], documents: Documents | None = None, resamples: int = stats.RESAMPLES
+) -> list[dict[str, Any]]:
     """Per subject, task, metric and self explainer: its value minus the mean cross value.
 
     Like with like: each self explainer (the base, or base + adapter) gets its own row,
-    against the cross explainers of the same subject, task and metric.
+    against the cross explainers of the same subject, task and metric. With the
+    per-document values (``documents``) each row also gets the paired bootstrap interval,
+    p-value and number of shared documents (None where they cannot be computed).
     """
     table: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
     for cell in cells:
@@ -146,12 +197,19 @@ def self_cross_gaps(cells: Sequence[Cell]) -> list[dict[str, Any]]:
             continue
         entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": {}, "cross": {}})
         entry[cell.mode][cell.explainer] = cell.value
+    documents = documents or {}
     rows = []
     for (subject, task, metric), values in sorted(table.items()):
         if not values["cross"]:
             continue
         cross = sum(values["cross"].values()) / len(values["cross"])
+        cross_docs = [documents.get((e, subject, task, metric)) for e in sorted(values["cross"])]
         for explainer, value in sorted(values["self"].items()):
+            self_docs = documents.get((explainer, subject, task, metric))
+            test = None
+            present = [d for d in cross_docs if d]
+            if self_docs and len(present) == len(cross_docs):
+                test = stats.paired_gap(self_docs, present, resamples=resamples)
             rows.append(
                 {
                     "subject": subject,
@@ -162,112 +220,21 @@ def self_cross_gaps(cells: Sequence[Cell]) -> list[dict[str, Any]]:
                     "cross": cross,
                     "cross_explainers": len(values["cross"]),
                     "gap": value - cross,
+                    "ci_low": test.ci_low if test else None,
+                    "ci_high": test.ci_high if test else None,
+                    "p_value": test.p_value if test else None,
+                    "n": test.n if test else None,
                 }
             )
     return rows
 
 
-def heatmaps(
-    cells: Sequence[Cell], explainers: Sequence[str], subjects: Sequence[str], out: Path
-) -> list[Path]:
-    """One PNG per (task, metric): explainers down, subjects across, failures marked."""
-    import numpy as np
-
-    from harness_plugins.commands.plots import new_figure, save_figure
-
-    written = []
-    keys = sorted({(c.task, c.metric) for c in cells if c.metric})
-    for task, metric in keys:
-        grid = np.full((len(explainers), len(subjects)), np.nan)
-        modes = np.full((len(explainers), len(subjects)), "", dtype=object)
-        for cell in cells:
-            if cell.task == task and cell.metric == metric and cell.value is not None:
-                grid[explainers.index(cell.explainer), subjects.index(cell.subject)] = cell.value
-                modes[explainers.index(cell.explainer), subjects.index(cell.subject)] = cell.mode
-        finite = grid[np.isfinite(grid)]
-        rate = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
-        scale = {"vmin": 0.0, "vmax": 1.0} if rate else {}
-        figure = new_figure(1.6 + 1.3 * len(subjects), 1.2 + 0.9 * len(explainers))
-        axes = figure.add_subplot(1, 1, 1)
-        image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis", **scale)
-        axes.set_xticks(range(len(subjects)), subjects, rotation=30, ha="right")
-        axes.set_yticks(range(len(explainers)), explainers)
-        axes.set_xlabel("subject")
-        axes.set_ylabel("explainer")
-        axes.set_title(f"{task}: {metric} (self cells marked)")
-        for i in range(len(explainers)):
-            for j in range(len(subjects)):
-                text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}"
-                if modes[i, j] == "self":
-                    text += "\nself"
-                axes.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    color="white" if text == "n/a" or image.norm(grid[i, j]) < 0.5 else "black",
-                    fontsize=9,
-                )
-        figure.colorbar(image, ax=axes)
-        written.append(save_figure(figure, out / f"heatmap__{task}__{metric}.png"))
-    return written
-
-
-def log_to_wandb(
-    cells: Sequence[Cell], gaps: Sequence[dict[str, Any]], images: Sequence[Path], project: str
-) -> str | None:
-    """One W&B run with the whole matrix as a table, the gaps and the heatmaps."""
-    try:
-        import wandb
-    except ImportError:
-        return None
-    run = wandb.init(project=project, job_type="introspect-matrix", reinit=True)
-    columns = list(asdict(cells[0])) if cells else ["explainer"]
-    run.log(
-        {
-            "matrix/cells": wandb.Table(
-                columns=columns, data=[list(asdict(c).values()) for c in cells]
-            ),
-            "matrix/self_minus_cross": wandb.Table(
-                columns=["subject", "explainer", "task", "metric", "self", "cross", "gap"],
-                data=[
-                    [
-                        g[k]
-                        for k in ("subject", "explainer", "task", "metric", "self", "cross", "gap")
-                    ]
-                    for g in gaps
-                ],
-            ),
-            **{f"matrix/{image.stem}": wandb.Image(str(image)) for image in images},
-        }
-    )
-    directory = run.dir
-    run.finish()
-    return directory
-
-
-def write_outputs(
-    cells: Sequence[Cell], gaps: Sequence[dict[str, Any]], out: Path
-) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / "matrix.csv", out / "matrix.json"
-    rows = [asdict(c) for c in cells]
-    staging = csv_path.with_suffix(".csv.tmp")
-    with staging.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["explainer"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(staging, csv_path)
-    staging = json_path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps({"cells": rows, "self_minus_cross": list(gaps)}, indent=2))
-    os.replace(staging, json_path)
-    return csv_path, json_path
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--explainers", required=True, help="comma-separated models: NAME or NAME+ADAPTER"
+        "--explainers",
+        required=True,
+        help="comma-separated models: NAME or NAME+ADAPTER; {subject} in ADAPTER is replaced "
+        "by each subject's name (one adapter trained per subject)",
     )
     parser.add_argument(
         "--subjects", required=True, help="comma-separated models: NAME or NAME+ADAPTER"
@@ -276,9 +243,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="documents per task (lm-eval's --limit)")
     parser.add_argument("--metadata", help="task options as JSON, for every pair")
     parser.add_argument(
+        "--num-fewshot",
+        type=int,
+        help="K solved train-partition examples before each question (lm-eval's --num_fewshot)",
+    )
+    parser.add_argument(
         "--out", default="matrix", help="folder for matrix.csv, matrix.json and heatmaps"
     )
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--bootstrap-iters",
+        type=int,
+        default=stats.RESAMPLES,
+        help="bootstrap resamples for the intervals and p-values (0: none)",
+    )
     parser.add_argument(
         "--device", default=None, help="cuda, cpu, ... (default: cuda when available)"
     )
@@ -287,10 +265,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _evaluate(
+    args: argparse.Namespace,
+    explainers: Sequence[ModelChoice],
+    subjects: Sequence[ModelChoice],
+    tasks: Sequence[str],
+    documents: Documents,
+) -> list[Cell]:
+    """Every pair; an explainer loads once per distinct adapter (once, without ``{subject}``)."""
     import torch
 
     from harness_plugins.lm_eval_adapter.model import IntrospectLM
+
+    metadata = json.loads(args.metadata) if args.metadata else {}
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cells: list[Cell] = []
+    for explainer in explainers:
+        by_adapter: dict[ModelChoice, list[ModelChoice]] = {}
+        for subject in subjects:
+            by_adapter.setdefault(explainer.for_subject(subject), []).append(subject)
+        for loaded, its_subjects in by_adapter.items():
+            try:
+                lm = IntrospectLM(
+                    pretrained=loaded.name,
+                    peft=loaded.peft,
+                    device=device,
+                    batch_size=args.batch_size,
+                )
+            except Exception as error:
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                cells += [
+                    Cell(
+                        explainer.label,
+                        s.label,
+                        pair_mode(loaded, s),
+                        t,
+                        "",
+                        None,
+                        None,
+                        f"error: {message}",
+                    )
+                    for s in its_subjects
+                    for t in tasks
+                ]
+                continue
+            for subject in its_subjects:
+                cells += run_pair(
+                    lm,
+                    loaded,
+                    subject,
+                    tasks,
+                    args.limit,
+                    metadata,
+                    documents,
+                    args.bootstrap_iters,
+                    label=explainer.label,
+                    num_fewshot=args.num_fewshot,
+                )
+            del lm
+    return cells
+
+
+def run(args: argparse.Namespace) -> int:
     from harness_plugins.lm_eval_adapter.task import TASK_PREFIX
 
     explainers = [ModelChoice.parse(t) for t in args.explainers.split(",") if t.strip()]
@@ -300,39 +336,12 @@ def run(args: argparse.Namespace) -> int:
         for t in args.tasks.split(",")
         if t.strip()
     ]
-    metadata = json.loads(args.metadata) if args.metadata else {}
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cells: list[Cell] = []
-    for explainer in explainers:
-        try:
-            lm = IntrospectLM(
-                pretrained=explainer.name,
-                peft=explainer.peft,
-                device=device,
-                batch_size=args.batch_size,
-            )
-        except Exception as error:
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
-            cells += [
-                Cell(
-                    explainer.label,
-                    s.label,
-                    pair_mode(explainer, s),
-                    t,
-                    "",
-                    None,
-                    None,
-                    f"error: {message}",
-                )
-                for s in subjects
-                for t in tasks
-            ]
-            continue
-        for subject in subjects:
-            cells += run_pair(lm, explainer, subject, tasks, args.limit, metadata)
-        del lm
+    if args.bootstrap_iters < 0:
+        raise IntrospectError(f"--bootstrap-iters must be 0 or more, got {args.bootstrap_iters}")
+    documents: Documents = {}
+    cells = _evaluate(args, explainers, subjects, tasks, documents)
     out = Path(args.out)
-    gaps = self_cross_gaps(cells)
+    gaps = self_cross_gaps(cells, documents, args.bootstrap_iters)
     csv_path, json_path = write_outputs(cells, gaps, out)
     images = heatmaps(cells, [e.label for e in explainers], [s.label for s in subjects], out)
     wandb_dir = (
@@ -343,11 +352,8 @@ def run(args: argparse.Namespace) -> int:
     failed = sorted({(c.explainer, c.subject, c.status) for c in cells if c.status != "ok"})
     for explainer, subject, status in failed:
         print(f"pair {explainer} -> {subject}: {status}")
-    print("\nself minus cross, per subject:")
-    for gap in gaps:
-        print(
-            f"  {gap['subject']:<28} {gap['explainer']:<28} {gap['task']}/{gap['metric']:<16} self {gap['self']:.3f}  cross {gap['cross']:.3f}  gap {gap['gap']:+.3f}"
-        )
+    print("\nself minus cross, per subject: (paired bootstrap 95% interval, two-sided p)")
+    print("\n".join(gap_lines(gaps)))
     if not gaps:
         print("  (needs each subject also among the explainers, and at least one other explainer)")
     print(

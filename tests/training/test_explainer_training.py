@@ -148,7 +148,9 @@ def test_matrix_runs_every_pair_and_reports_failures(tiny_llama, tiny_gpt2, tmp_
         "--tasks",
         "input_ablation",
         "--limit",
-        "2",
+        "3",
+        "--bootstrap-iters",
+        "200",
         "--out",
         str(out),
         env={"WANDB_DIR": str(tmp_path)},
@@ -165,8 +167,15 @@ def test_matrix_runs_every_pair_and_reports_failures(tiny_llama, tiny_gpt2, tmp_
         r["subject"] == "/no/such/model" and "does not exist" in r["status"] for r in failed
     )
     assert {r["mode"] for r in rows if r["explainer"] == r["subject"]} == {"self"}
+    scored = [r for r in rows if r["status"] == "ok"]
+    assert {r["n"] for r in scored} == {"3"}  # documents read back from lm-eval's samples
+    for row in scored:
+        if row["ci_low"]:  # a 95% interval around the cell's value
+            assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
+    assert {r["metric"] for r in scored if r["ci_low"]} >= {"valid", "changed_f1"}
     data = json.loads((out / "matrix.json").read_text())
     assert {g["subject"] for g in data["self_minus_cross"]} == {str(tiny_llama), str(tiny_gpt2)}
+    assert all(g["n"] == 3 and 0 < g["p_value"] <= 1 for g in data["self_minus_cross"])
     assert (out / "heatmap__introspect_input_ablation__content_match.png").is_file()
     assert "self minus cross, per subject:" in done.stdout and "does not exist" in done.stdout
     assert list(tmp_path.rglob("offline-run-*"))

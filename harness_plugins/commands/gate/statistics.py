@@ -69,6 +69,12 @@ def read_samples(path: Path, metric: str, filt: str) -> dict[Any, Any]:
     return values
 
 
+def _mean(values: Any, axis: int = -1) -> Any:
+    import numpy as np
+
+    return np.mean(values, axis=axis)
+
+
 def _f1(golds: Any, preds: Any, axis: int = -1) -> Any:
     import numpy as np
 
@@ -78,35 +84,42 @@ def _f1(golds: Any, preds: Any, axis: int = -1) -> Any:
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 
 
+def aggregate_arrays(values: Sequence[Any]) -> tuple[tuple[Any, ...], Any] | None:
+    """Per-document values as arrays plus the vectorised aggregate lm-eval computes from them.
+
+    Bootstraps resample documents and recompute the aggregate, so a corpus-level metric
+    (F1) keeps its own aggregation. Numbers aggregate by their mean; ``[gold, predicted]``
+    pairs (lm-eval's f1 items, as ``changed_f1`` writes them) by F1. Anything else: None.
+    """
+    import numpy as np
+
+    if values and all(_as_number(v) is not None for v in values):
+        return (np.asarray(values, float),), _mean
+    if values and all(isinstance(v, list) and len(v) == 2 for v in values):
+        return tuple(np.array([bool(v[i]) for v in values]) for i in (0, 1)), _f1
+    return None
+
+
 def paired_bootstrap_stderr(new: Sequence[Any], old: Sequence[Any]) -> float | None:
     """Bootstrap standard error of aggregate(new) - aggregate(old) over paired documents.
 
-    Numbers aggregate by their mean; ``[gold, predicted]`` pairs (lm-eval's f1 items, as
-    ``changed_f1`` writes them) by F1. Anything else: None.
+    The aggregate is `aggregate_arrays`'s (mean or F1); None when it has none.
     """
-    import numpy as np
     from scipy.stats import bootstrap
 
     if len(new) < 2:
         return None
-    if all(_as_number(v) is not None for v in (*new, *old)):
-        data: tuple[Any, ...] = (np.asarray(new, float), np.asarray(old, float))
-
-        def statistic(a: Any, b: Any, axis: int = -1) -> Any:
-            return np.mean(a, axis=axis) - np.mean(b, axis=axis)
-
-    elif all(isinstance(v, list) and len(v) == 2 for v in (*new, *old)):
-        data = tuple(
-            np.array([bool(v[i]) for v in values]) for values in (new, old) for i in (0, 1)
-        )
-
-        def statistic(g1: Any, p1: Any, g0: Any, p0: Any, axis: int = -1) -> Any:
-            return _f1(g1, p1, axis) - _f1(g0, p0, axis)
-
-    else:
+    found_new, found_old = aggregate_arrays(new), aggregate_arrays(old)
+    if found_new is None or found_old is None or found_new[1] is not found_old[1]:
         return None
+    (arrays_new, aggregate), (arrays_old, _) = found_new, found_old
+    split = len(arrays_new)
+
+    def statistic(*arrays: Any, axis: int = -1) -> Any:
+        return aggregate(*arrays[:split], axis=axis) - aggregate(*arrays[split:], axis=axis)
+
     result = bootstrap(
-        data,
+        (*arrays_new, *arrays_old),
         statistic,
         paired=True,
         vectorized=True,
