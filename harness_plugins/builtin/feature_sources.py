@@ -49,30 +49,53 @@ class _Pool:
 def _read_pool(
     pool: _Pool, subject: Any, backend: Any, at: str
 ) -> tuple[list[list[int]], list[Any]]:
-    """Token ids of every pool sentence and its activations at every token of site ``at``.
+    """Token ids of every pool sentence and its activations at every token of site ``at``."""
+    sequences, (activations,) = read_pool_sites(pool, subject, backend, [at])
+    return sequences, activations
 
-    The activations are an artifact (`ground_truth.artifacts`): read once per subject,
-    backend, site and pool content, then shared by every build, whatever its limit.
+
+def read_pool_sites(
+    pool: _Pool, subject: Any, backend: Any, sites: Sequence[str]
+) -> tuple[list[list[int]], list[list[Any]]]:
+    """Token ids of every pool sentence and, per site, its activations at every token.
+
+    The activations of each site are an artifact (`ground_truth.artifacts`): read once per
+    subject, backend, site and pool content, then shared by every build, whatever its
+    limit. The sites missing from the cache are read together, in one pass over the pool.
     """
-    from ground_truth.artifacts import cached_artifact
+    from ground_truth.artifacts import artifact_path, cached_artifact
     from ground_truth.primitive import Read
 
     tokenizer = subject.tokenizer
     sequences = [tokenizer(text)["input_ids"] for text in pool.texts]
-
-    def read() -> list[Any]:
-        reads = [Read(at, row, None) for row in range(len(sequences))]
-        return backend.forward(
-            sequences, reads=reads, description="features: reading the concept pool (once)"
-        ).reads
-
-    key = {
-        "subject": subject.fingerprint,
-        "backend": getattr(backend, "name", type(backend).__name__),
-        "site": at,
-        "pool": pool.digest(sequences),
+    keys = {
+        at: {
+            "subject": subject.fingerprint,
+            "backend": getattr(backend, "name", type(backend).__name__),
+            "site": at,
+            "pool": pool.digest(sequences),
+        }
+        for at in sites
     }
-    return sequences, cached_artifact("concept-pool", key, read)
+    stash: dict[str, list[Any]] = {}
+
+    def read(at: str) -> list[Any]:
+        if at not in stash:  # a miss: read it with every other site that looks missing too
+            missing = [
+                s
+                for s in dict.fromkeys(sites)
+                if s == at or not artifact_path("concept-pool", keys[s]).exists()
+            ]
+            reads = [Read(s, row, None) for row in range(len(sequences)) for s in missing]
+            values = backend.forward(
+                sequences, reads=reads, description="features: reading the concept pool (once)"
+            ).reads
+            stash.update({s: values[k :: len(missing)] for k, s in enumerate(missing)})
+        return stash.pop(at)
+
+    return sequences, [
+        cached_artifact("concept-pool", keys[at], lambda at=at: read(at)) for at in sites
+    ]
 
 
 def _exemplars(

@@ -112,14 +112,13 @@ def concept_vectors(
     ``concepts`` feature source computes them (from its cached pool reads), and residual norms."""
     import torch
 
-    from harness_plugins.builtin.feature_sources import _Pool, _read_pool
+    from harness_plugins.builtin.feature_sources import _Pool, read_pool_sites
 
     pool = _Pool.load(context.options.get("concepts"))
-    # one cached read of the pool per layer: the same artifact the features type reads
-    per_site = [
-        _read_pool(pool, context.subject, context.backend, site("resid_post", layer))[1]
-        for layer in layers
-    ]
+    # the same cached artifacts the features type reads; missing layers read in one pass
+    _, per_site = read_pool_sites(
+        pool, context.subject, context.backend, [site("resid_post", layer) for layer in layers]
+    )
     built: dict[int, dict[str, tuple[list[float], str]]] = {}
     norms = []
     for layer, residuals in zip(layers, per_site, strict=True):

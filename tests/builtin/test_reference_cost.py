@@ -9,6 +9,7 @@ costs a bounded number of token positions per question.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from ground_truth import artifacts
 from ground_truth.backends.hf import HFBackend
@@ -109,3 +110,37 @@ def test_limit_3_cost_is_proportional_to_3(tiny_llama, counted, name):
     three, docs = build(tiny_llama, name, 3, counted, **metadata, **TYPES[name])
     assert 0 < len(docs) <= 3
     assert three["positions"] <= 3 * PER_QUESTION_OF.get(name, PER_QUESTION), three
+
+
+def test_injected_thoughts_read_every_swept_layer_in_one_pass_over_the_pool(
+    tiny_llama, counted, monkeypatch, tmp_path
+):
+    """Two swept layers, cold cache: the pool costs the passes of one layer's read."""
+    before = len(artifacts.built_artifacts)
+    cold, docs = build(tiny_llama, "injected_thoughts", 3, counted, layers="0,1")
+    assert artifacts.built_artifacts[before:] == ["concept-pool", "concept-pool"]
+    assert len(docs) == 3 and len(docs[0]["vectors"]) == 2
+    warm, _ = build(tiny_llama, "injected_thoughts", 3, counted, layers="0,1", seed=7)
+    two_sites = cold["passes"] - warm["passes"]
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "one-site"))
+    cold, _ = build(tiny_llama, "injected_thoughts", 3, counted, layers="1")
+    warm, _ = build(tiny_llama, "injected_thoughts", 3, counted, layers="1", seed=7)
+    assert 0 < two_sites == cold["passes"] - warm["passes"]
+
+
+def test_sites_read_together_equal_sites_read_alone(tiny_llama, counted, monkeypatch, tmp_path):
+    from ground_truth.sites import site
+    from harness_plugins.builtin.feature_sources import _Pool, _read_pool, read_pool_sites
+
+    pipeline = ReferencePipeline("features", {"pretrained": str(tiny_llama)}, model_arguments=[])
+    subject = pipeline.subject_model()
+    backend = HFBackend(subject, progress=False)
+    pool = _Pool.load(None)
+    _, together = read_pool_sites(pool, subject, backend, [site("resid_post", k) for k in (0, 1)])
+    assert counted["passes"] > 0
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "other-cache"))
+    for k, values in zip((0, 1), together, strict=True):  # each read alone, in a fresh cache
+        counted["passes"] = 0
+        _, alone = _read_pool(pool, subject, backend, site("resid_post", k))
+        assert counted["passes"] > 0
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(alone, values, strict=True))
