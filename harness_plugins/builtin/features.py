@@ -82,7 +82,8 @@ SAE_OPTIONS = (
         "sae_labels",
         None,
         "sae source: reference labels, Neuronpedia export (JSON list of {index, description}) "
-        "or {index: description}; without it only detection and simulation_r are scored",
+        "or {index: description}; 'concepts': label features selective for one built-in "
+        "concept by it; without labels only detection and simulation_r are scored",
         names_file=True,
     ),
     Option(

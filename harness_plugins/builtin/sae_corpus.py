@@ -45,11 +45,28 @@ def corpus_texts(path: str | None) -> list[str]:
 
 def token_windows(texts: list[str], tokenizer: Any, window: int) -> list[list[int]]:
     """Each text's token ids, cut into consecutive windows of at most ``window`` tokens."""
+    return [w for w, _ in windows_with_origin(texts, tokenizer, window)]
+
+
+def windows_with_origin(
+    texts: list[str], tokenizer: Any, window: int
+) -> list[tuple[list[int], int]]:
+    """(window, index of the text it was cut from) for every non-empty window."""
     windows = []
-    for text in texts:
+    for number, text in enumerate(texts):
         ids = tokenizer(text)["input_ids"]
-        windows.extend(ids[start : start + window] for start in range(0, len(ids), window))
-    return [w for w in windows if w]
+        windows.extend(
+            (ids[start : start + window], number) for start in range(0, len(ids), window)
+        )
+    return [(w, n) for w, n in windows if w]
+
+
+def builtin_owners() -> list[str | None]:
+    """The concept each built-in corpus text is about (None: a neutral sentence), in corpus order."""
+    from harness_plugins.banks.concepts import load_concepts
+
+    concepts, neutral = load_concepts(None)
+    return [c.name for c in concepts for _ in c.sentences] + [None] * len(neutral)
 
 
 def read_windows(subject: Any, backend: Any, at: str, windows: list[list[int]]) -> list[Any]:

@@ -4,8 +4,11 @@ A feature's vector is its (unit-length) decoder row, its layer the block of the 
 hook, its exemplars the corpus windows (`harness_plugins.builtin.sae_corpus`) where it
 fires most, beside random ones, with its per-token activations. Features are chosen by
 index (option ``sae_features``) or as the ``sae_top_k`` that fire on the most corpus
-tokens. Reference labels come from an optional Neuronpedia-style file (``sae_labels``);
-with labels only labelled features are chosen, without them the label is empty and the
+tokens. Reference labels come from an optional Neuronpedia-style file (``sae_labels``), or,
+with ``sae_labels: concepts``, from the built-in corpus itself: a feature that fires
+selectively on one concept's sentences is labelled with that concept (how an SAE trained
+offline by `introspect sae train` gets labels a judge can score against). With labels
+only labelled features are chosen, without them the label is empty and the
 features type scores only what needs no label (detection, simulation_r).
 """
 
@@ -28,10 +31,38 @@ def _rng(*parts: Any) -> Any:
     )
 
 
+CONCEPT_LABELS = "concepts"
+"""``sae_labels`` value: label features by the built-in concept they fire on most selectively."""
+SELECTIVITY = 2.0
+"""A feature gets a concept label when its mean peak on that concept's sentences lies this
+many standard deviations (of its peaks over the corpus) above its mean peak."""
+
+
 def _labels(options: Mapping[str, Any]) -> dict[int, list[str]]:
     from harness_plugins.builtin.sae_labels import load_labels
 
+    if options.get("sae_labels") == CONCEPT_LABELS:
+        return {}  # derived from the corpus in `build` (see `concept_labels`)
     return load_labels(options["sae_labels"]) if options.get("sae_labels") else {}
+
+
+def concept_labels(peaks: Any, owners: Sequence[str | None]) -> dict[int, list[str]]:
+    """Feature index -> [concept] for features selective for one concept of the built-in bank.
+
+    ``peaks`` [windows, d_sae]: each window's peak activation; ``owners``: each window's
+    concept (None: neutral). Like the neurons source's labels: the concept whose sentences
+    drive the feature most, kept when it stands out by `SELECTIVITY` standard deviations.
+    """
+    import torch
+
+    names = sorted({o for o in owners if o is not None})
+    per_concept = torch.stack(
+        [peaks[[i for i, o in enumerate(owners) if o == name]].mean(0) for name in names]
+    )  # [concepts, d_sae]
+    best, which = per_concept.max(0)
+    spread = peaks.std(0).clamp_min(1e-6)
+    selective = ((best - peaks.mean(0)) / spread >= SELECTIVITY) & (best > 0)
+    return {int(i): [names[int(which[i])]] for i in torch.nonzero(selective).flatten().tolist()}
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -44,6 +75,11 @@ def check_options(options: Mapping[str, Any]) -> None:
             '"sae": "path/to/sae"}\' (cfg.json + sae_weights.safetensors, as sae-lens saves)'
         )
     cfg = read_config(options["sae"])
+    if options.get("sae_labels") == CONCEPT_LABELS and options.get("corpus"):
+        raise IntrospectError(
+            "features: sae_labels 'concepts' labels features by the built-in sentences; "
+            "leave corpus unset, or give a labels file"
+        )
     labels = _labels(options)
     bad = [i for i in options.get("sae_features") or () if not 0 <= int(i) < int(cfg["d_sae"])]
     if bad:
@@ -77,7 +113,12 @@ class SaeFeatures(FeatureSource):
     ) -> dict[str, Feature]:
         """Every chosen feature's decoder row and label; exemplars for the ``wanted`` ids."""
         from ground_truth.sae_format import hook_site, load_sae
-        from harness_plugins.builtin.sae_corpus import corpus_texts, read_windows, token_windows
+        from harness_plugins.builtin.sae_corpus import (
+            builtin_owners,
+            corpus_texts,
+            read_windows,
+            windows_with_origin,
+        )
 
         check_options(options)
         sae = load_sae(options["sae"])
@@ -88,11 +129,15 @@ class SaeFeatures(FeatureSource):
                 f"residual stream is {backend.d_model} wide: it was trained on another model"
             )
         labels = _labels(options)
-        windows = token_windows(
+        cut = windows_with_origin(
             corpus_texts(options.get("corpus")), subject.tokenizer, options["window"]
         )
+        windows = [w for w, _ in cut]
         residuals = read_windows(subject, backend, at, windows)
         frequency, peaks = _statistics(sae, subject, backend, at, windows, residuals, options)
+        if options.get("sae_labels") == CONCEPT_LABELS:
+            owners = builtin_owners()
+            labels = concept_labels(peaks, [owners[n] for _, n in cut])
         chosen = self._choose(options, frequency, labels)
         ids = self.feature_ids(options)
         wanted_ids = set(ids if wanted is None else wanted)
@@ -130,11 +175,12 @@ class SaeFeatures(FeatureSource):
         if options.get("sae_features"):
             return [int(i) for i in options["sae_features"]]
         order = torch.argsort(frequency, descending=True, stable=True).tolist()
-        eligible = [i for i in order if float(frequency[i]) > 0 and (not labels or i in labels)]
+        labelled = bool(options.get("sae_labels"))
+        eligible = [i for i in order if float(frequency[i]) > 0 and (not labelled or i in labels)]
         if len(eligible) < options["sae_top_k"]:
             raise IntrospectError(
                 f"features: only {len(eligible)} SAE features fire on the corpus"
-                f"{' and have labels' if labels else ''}; lower sae_top_k "
+                f"{' and have labels' if labelled else ''}; lower sae_top_k "
                 f"(now {options['sae_top_k']}) or give a larger corpus"
             )
         return eligible[: options["sae_top_k"]]

@@ -13,7 +13,7 @@ from sae_helpers import concept_directions, concept_sae, random_sae
 from ground_truth.sae_format import hook_site, load_sae, read_config, save_sae
 from harness_plugins.builtin.feature_scoring import calibrate, calibrated_r, number_tokens
 from harness_plugins.builtin.sae_labels import load_labels
-from harness_plugins.builtin.sae_source import SaeFeatures
+from harness_plugins.builtin.sae_source import SaeFeatures, concept_labels
 from harness_plugins.errors import IntrospectError
 
 
@@ -212,3 +212,23 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     results = results_of(tmp_path / "bare")["results"]["introspect_features"]
     assert metric_names(results) == {"detection", "simulation_r"}
     assert "without reference labels: only label-free scoring" in done.stderr
+
+
+def test_concept_labels_name_the_concept_a_feature_is_selective_for():
+    owners = ["a"] * 2 + ["b"] * 2 + [None] * 36  # like the bank: few sentences per concept
+    peaks = torch.zeros(40, 3)
+    peaks[:2, 0] = 5.0  # feature 0: concept a only
+    peaks[2:4, 1] = 5.0  # feature 1: concept b only
+    peaks[:, 2] = torch.linspace(0, 1, 40)  # feature 2: no concept stands out
+    assert concept_labels(peaks, owners) == {0: ["a"], 1: ["b"]}
+
+
+def test_concept_labels_that_label_nothing_fail_clearly(subject, known_sae):
+    """A random tiny model's concept directions overlap (122 in 32 dimensions): no feature
+    is selective enough, and the run says so instead of scoring unlabelled features."""
+    loaded, backend = subject
+    (folder, _), _ = known_sae
+    with pytest.raises(IntrospectError, match="have labels"):
+        SaeFeatures().build(
+            loaded, backend, options(folder, sae_labels="concepts", sae_top_k=100), wanted=[]
+        )
