@@ -159,7 +159,7 @@ class SaeFeatures(FeatureSource):
             )
             if fid in wanted_ids:
                 if per_token is None:
-                    per_token = [sae.encode(r) for r in residuals]
+                    per_token = [_encode(sae, r) for r in residuals]
                 feature.top_exemplars, feature.random_exemplars = _exemplars(
                     index, peaks, per_token, windows, subject.tokenizer, options
                 )
@@ -186,6 +186,17 @@ class SaeFeatures(FeatureSource):
         return eligible[: options["sae_top_k"]]
 
 
+def _encode(sae: Any, residual: Any) -> Any:
+    """Feature activations at every token of a window, the first counted as 0.
+
+    The first position is the attention sink, with a residual norm far above the rest:
+    SAEs are trained without it (`introspect sae train` too) and fire there spuriously.
+    """
+    acts = sae.encode(residual)
+    acts[:1] = 0
+    return acts
+
+
 def _statistics(
     sae: Any, subject: Any, backend: Any, at: str, windows: Any, residuals: Any, options: Any
 ) -> tuple[Any, Any]:
@@ -202,13 +213,14 @@ def _statistics(
         fired = torch.zeros(sae.d_sae)
         peaks = []
         for r in residuals:
-            acts = sae.encode(r)
+            acts = _encode(sae, r)
             fired += (acts > 0).float().sum(0)
             peaks.append(acts.max(0).values)
-        tokens = sum(len(w) for w in windows)
+        tokens = sum(len(w) - 1 for w in windows)  # first positions never fire (`_encode`)
         return {"frequency": fired / max(tokens, 1), "peaks": torch.stack(peaks).half()}
 
     key = {
+        "version": 2,  # 2: first token of each window left out
         "sae": sae_digest(options["sae"]),
         "subject": subject.fingerprint,
         "backend": getattr(backend, "name", type(backend).__name__),
