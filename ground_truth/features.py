@@ -3,7 +3,8 @@
 A feature source (a plugin; `introspect_register_feature_sources`) turns a loaded subject
 and a backend into features: the vector (unit length, residual space of its layer), a
 reference label, and exemplars (texts with per-token activations) for simulation
-scoring. Built in: concept directions and MLP neurons (registered by the built-in feature-source plugin).
+scoring. Built in: concept directions, MLP neurons and SAE features (registered by the
+built-in feature-source plugins).
 """
 
 from __future__ import annotations

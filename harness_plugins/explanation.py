@@ -53,6 +53,8 @@ class ScoringContext:
     options: Mapping[str, Any]
     subject_tokenizer: Callable[[], Any]
     simulator: Callable[[], Any]
+    judge: Callable[[], Any] | None = None
+    """The model that rates descriptions against references (option ``judge``; default: the explainer)."""
 
 
 class ExplanationType(ABC):

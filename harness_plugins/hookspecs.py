@@ -71,5 +71,7 @@ def introspect_register_feature_sources(register: Callable[[str, Any], None]) ->
     it with the ``introspect_features`` option ``source``. A source turns a loaded subject
     and a backend into `ground_truth.features.Feature`s: a vector, its layer, a reference
     label and exemplars (texts with per-token activations). ``concepts`` (difference of
-    mean residuals) and ``neurons`` (MLP neurons) are built in.
+    mean residuals), ``neurons`` (MLP neurons) and ``sae`` (sparse-autoencoder features
+    read from a sae-lens folder) are built in. A feature with an empty label is scored by
+    the label-free metrics only.
     """

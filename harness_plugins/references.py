@@ -394,16 +394,20 @@ class ReferencePipeline:
     def _explainer_tokenizer(self) -> Any:
         return tokenizer_for(self.explainer_spec, self.registry)
 
-    def simulator(self) -> Any:
+    def simulator(self, option: str = "simulator") -> Any:
         """The model that simulates from descriptions (default: the explainer's live weights)."""
         from ground_truth.subject import ModelSpec, load_model
 
-        if self.options.get("simulator"):
-            spec = ModelSpec.from_arguments({"pretrained": self.options["simulator"]})
+        if self.options.get(option):  # features' judge "none" never reaches here
+            spec = ModelSpec.from_arguments({"pretrained": self.options[option]})
         elif self.explainer_spec is not None:
             spec = self.explainer_spec
         else:
             raise IntrospectError(
-                f"{self.task}: name a simulator model with --metadata '{{\"simulator\": ...}}'"
+                f"{self.task}: name a {option} model with --metadata '{{\"{option}\": ...}}'"
             )
         return load_model(spec, self.registry.model_aliases)
+
+    def judge(self) -> Any:
+        """The model that rates descriptions (option ``judge``; default: the explainer)."""
+        return self.simulator("judge")

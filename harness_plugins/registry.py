@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = (
     "harness_plugins.builtin.input_ablation",
     "harness_plugins.builtin.preferences",
     "harness_plugins.builtin.feature_sources",
+    "harness_plugins.builtin.sae_source",
     "harness_plugins.builtin.features",
     "harness_plugins.builtin.activation_patching",
     "harness_plugins.builtin.patchscopes",

@@ -2,11 +2,14 @@
 
 Li et al., 2025, feature descriptions (docs/methods.md). The explainer reads the feature's vector through
 its input embedding (``--model introspect`` writes it at the ``<rep>`` slot) and describes
-it. Three scores: ``label_match`` (the description names the reference label),
-``mc_accuracy`` (the label ranks first by loglikelihood among k candidates) and
-``simulation`` (a simulator model, given the description, tells the feature's
-top-activating exemplars from random ones: balanced accuracy, in the spirit of detection
-scoring). Baselines as options: the nearest-neighbour label (``explainer:
+it. Scores: ``label_match`` (the description names the reference label),
+``mc_accuracy`` (the label ranks first by loglikelihood among k candidates),
+``judge_score`` (a judge rates the description against the reference labels, 1-5),
+``detection`` (a simulator tells top-activating exemplars from random ones: balanced
+accuracy) and ``simulation_r`` (the simulator predicts per-token activations: calibrated
+Pearson r); the last two need no label (`harness_plugins.builtin.feature_scoring`).
+Features without reference labels (an SAE without a labels file) are scored by those
+two only. Baselines as options: the nearest-neighbour label (``explainer:
 nearest_neighbour``) and the untrained "What is the meaning of <rep>?" prompt
 (``prompt: meaning``) at any ``vector_scale``.
 """
@@ -20,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from harness_plugins.builtin.feature_scoring import balanced_accuracy  # noqa: F401  (re-exported)
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import NO_INTERNALS, Option
@@ -33,10 +37,6 @@ DESCRIBE = (
     "At layer {layer} of the model, {rep} stands for",
 )
 MEANING = "What is the meaning of {rep}?"
-SIMULATION = (
-    'A feature of a language model is described as: "{description}".\n'
-    "Does this text strongly express that feature?\nText: {text}\nAnswer Yes or No."
-)
 
 
 def _hash(*parts: Any) -> int:
@@ -58,16 +58,48 @@ def label_in(description: str, label: str) -> bool:
     return bool(wanted) and all(w in present for w in wanted)
 
 
-def balanced_accuracy(positive: Sequence[bool], negative: Sequence[bool]) -> float:
-    """Mean of the hit rate on top exemplars and the correct-rejection rate on random ones."""
-    if not positive or not negative:
-        return float("nan")
-    return 0.5 * (sum(positive) / len(positive) + sum(not p for p in negative) / len(negative))
+SAE_OPTIONS = (
+    Option(
+        "sae",
+        None,
+        "sae source: folder of an SAE in sae-lens' layout (cfg.json, sae_weights.safetensors)",
+        names_file=True,
+    ),
+    Option(
+        "sae_features",
+        None,
+        "sae source: feature indices to explain (JSON list); default: the sae_top_k most frequent",
+        kind=list,
+    ),
+    Option(
+        "sae_top_k",
+        50,
+        "sae source: how many of the most often firing features to explain",
+        kind=int,
+        minimum=1,
+    ),
+    Option(
+        "sae_labels",
+        None,
+        "sae source: reference labels, Neuronpedia export (JSON list of {index, description}) "
+        "or {index: description}; 'concepts': label features selective for one built-in "
+        "concept by it; without labels only detection and simulation_r are scored",
+        names_file=True,
+    ),
+    Option(
+        "corpus",
+        None,
+        "sae source: exemplar corpus, a local .txt (a document a line) or .jsonl ({text}); "
+        "default: the built-in sentences",
+        names_file=True,
+    ),
+    Option("window", 32, "sae source: tokens per exemplar window", kind=int, minimum=2),
+)
 
 
 class Features(ExplanationType):
     name = "features"
-    version = "1"
+    version = "2"
     description = "What does a direction in the subject's residual stream encode?"
     needs_vectors = True
     max_gen_tokens = 24
@@ -76,10 +108,14 @@ class Features(ExplanationType):
         "label_match": Metric(mean),
         "mc_accuracy": Metric(mean),
         "mc_chance": Metric(mean),
-        "simulation": Metric(mean),
+        "judge_score": Metric(mean),
+        "detection": Metric(mean),
+        "simulation_r": Metric(mean),
     }
-    # chance: one of k candidates; balanced accuracy of a coin
-    baselines = {"mc_accuracy": "mc_chance", "simulation": 0.5}
+    label_free = ("detection", "simulation_r")
+    """What features without reference labels are scored by."""
+    # chance: one of k candidates; balanced accuracy of a coin; no correlation
+    baselines = {"mc_accuracy": "mc_chance", "detection": 0.5, "simulation_r": 0.0}
     options = (
         NO_INTERNALS,
         Option(
@@ -129,14 +165,41 @@ class Features(ExplanationType):
             choices=("model", "nearest_neighbour"),
             affects_reference=False,
         ),
-        Option("simulation", True, "run simulation scoring", kind=bool, affects_reference=False),
+        Option(
+            "simulation",
+            True,
+            "run the simulator's scoring (detection and simulation_r)",
+            kind=bool,
+            affects_reference=False,
+        ),
         Option(
             "simulator",
             None,
             "model that simulates from descriptions; default: the explainer",
             affects_reference=False,
         ),
+        Option(
+            "judge",
+            None,
+            "model that rates descriptions against reference labels (judge_score): an alias, "
+            "folder or Hub id; default: the explainer; 'none': no judge",
+            affects_reference=False,
+        ),
+        *SAE_OPTIONS,
     )
+
+    def validate(self, options: Mapping[str, Any]) -> None:
+        self._source(options)
+        if options["source"] == "sae":
+            from harness_plugins.builtin.sae_source import check_options
+
+            check_options(options)
+
+    def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
+        """Only the label-free scores when no feature has a reference label."""
+        if len(docs) and not any(docs["label"]):
+            return {name: self.metrics[name] for name in self.label_free}
+        return self.metrics
 
     def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
         from ground_truth.features import resolve_layer
@@ -184,7 +247,7 @@ class Features(ExplanationType):
             if partition_of(fid, options["test_fraction"]) == "train"
         ]
         train_vectors = torch.tensor([f.vector for f in train]) if train else None
-        labels = sorted({f.label for f in features.values()})
+        labels = sorted({f.label for f in features.values() if f.label})
         embedding = context.subject.model.get_input_embeddings().weight.detach().float()
         norm = float(embedding.norm(dim=-1).median())
         rows = []
@@ -193,21 +256,28 @@ class Features(ExplanationType):
             nn_label = ""
             if train_vectors is not None:
                 similarity = train_vectors @ torch.tensor(feature.vector)
-                nn_label = train[int(similarity.argmax())].label
+                for rank in torch.argsort(similarity, descending=True).tolist():
+                    if train[rank].feature_id != fid:  # never the feature itself
+                        nn_label = train[rank].label
+                        break
             rng = random.Random(_hash("candidates", options["seed"], fid))
             others = [label for label in labels if label != feature.label]
-            candidates = [
-                feature.label,
-                *rng.sample(others, min(options["candidates"] - 1, len(others))),
-            ]
+            candidates = (
+                [feature.label, *rng.sample(others, min(options["candidates"] - 1, len(others)))]
+                if feature.label
+                else []
+            )
             rng.shuffle(candidates)
             rows.append(
                 {
                     "layer": feature.layer,
                     "vector": feature.vector,
                     "label": feature.label,
+                    "labels": list(
+                        feature.extra.get("labels") or [feature.label] * bool(feature.label)
+                    ),
                     "candidates": candidates,
-                    "answer_index": candidates.index(feature.label),
+                    "answer_index": candidates.index(feature.label) if candidates else -1,
                     "nn_label": nn_label,
                     "top_exemplars": [asdict(e) for e in feature.top_exemplars],
                     "random_exemplars": [asdict(e) for e in feature.random_exemplars],
@@ -220,6 +290,11 @@ class Features(ExplanationType):
         return questions
 
     def summarize_references(self, docs: Any) -> str:
+        if not any(docs["label"]):
+            return (
+                f"{len(docs)} features at layer {docs[0]['layer']} without reference labels: "
+                f"only label-free scoring runs ({', '.join(self.label_free)})"
+            )
         nn = sum(a == b for a, b in zip(docs["nn_label"], docs["label"], strict=True))
         return f"{len(docs)} features at layer {docs[0]['layer']}; nearest-neighbour label right for {nn}"
 
@@ -255,64 +330,40 @@ class Features(ExplanationType):
     def score_results(
         self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
     ) -> dict[str, Any]:
+        from harness_plugins.builtin import feature_scoring
+
         options = context.options if context is not None else {}
         use_baseline = options.get("explainer") == "nearest_neighbour"
         description = doc["nn_label"] if use_baseline else str(results[0]).strip()
-        if use_baseline:
-            chosen = doc["label"] == doc["nn_label"]
-        else:
-            scores = [value[0] for value in results[1:]]
-            chosen = scores.index(max(scores)) == doc["answer_index"]
-        simulation = float("nan")
+        scores = self.score(doc, description)
         if context is not None and options.get("simulation") and description:
-            simulation = self.simulate(context.simulator(), description, doc)
-        return {
-            "label_match": float(label_in(description, doc["label"])),
-            "mc_accuracy": float(chosen),
-            "mc_chance": 1.0 / len(doc["candidates"]),
-            "simulation": simulation,
-        }
+            simulator = context.simulator()
+            scores["detection"] = feature_scoring.detection(simulator, description, doc)
+            scores["simulation_r"] = feature_scoring.simulation_r(simulator, description, doc)
+        if not doc["label"]:
+            return {name: scores[name] for name in self.label_free}
+        if use_baseline:
+            scores["mc_accuracy"] = float(doc["label"] == doc["nn_label"])
+        else:
+            ranking = [value[0] for value in results[1:]]
+            scores["mc_accuracy"] = float(ranking.index(max(ranking)) == doc["answer_index"])
+        judge = getattr(context, "judge", None)
+        if judge is not None and str(options.get("judge") or "").lower() != "none":
+            scores["judge_score"] = feature_scoring.judge_score(judge(), description, doc["labels"])
+        return scores
 
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
+        nan = float("nan")
+        if not doc["label"]:
+            return {"detection": nan, "simulation_r": nan}
         return {
             "label_match": float(label_in(response, doc["label"])),
-            "mc_accuracy": float("nan"),
-            "mc_chance": float("nan"),
-            "simulation": float("nan"),
+            "mc_accuracy": nan,
+            "mc_chance": 1.0 / len(doc["candidates"]),
+            "judge_score": nan,
+            "detection": nan,
+            "simulation_r": nan,
         }
-
-    def simulate(self, simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
-        """Balanced accuracy of the simulator telling top exemplars from random ones."""
-        from harness_plugins.prompts.chat import encode_prompt
-
-        tokenizer = simulator.tokenizer
-        answer_ids = []
-        for word in ("Yes", "No"):
-            ids = tokenizer.encode(word, add_special_tokens=False)
-            answer_ids.append(ids[0])
-        exemplars = [*doc["top_exemplars"], *doc["random_exemplars"]]
-        prompts = [
-            encode_prompt(
-                tokenizer,
-                [
-                    {
-                        "role": "user",
-                        "content": SIMULATION.format(description=description, text=e["text"]),
-                    }
-                ],
-            )
-            for e in exemplars
-        ]
-        from ground_truth.backends.hf import HFBackend
-
-        logits = (
-            HFBackend(simulator, batch_size=len(prompts), progress=False)
-            .forward(prompts)
-            .last_logits
-        )
-        says_yes = (logits[:, answer_ids[0]] >= logits[:, answer_ids[1]]).tolist()
-        top = len(doc["top_exemplars"])
-        return balanced_accuracy(says_yes[:top], says_yes[top:])
 
 
 @hookimpl

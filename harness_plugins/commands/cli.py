@@ -111,11 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tasks.set_defaults(func=cmd_tasks)
 
-    from harness_plugins.commands import ground_truth, preferences, train
+    from harness_plugins.commands import ground_truth, preferences, sae, train
 
     ground_truth.add_commands(sub)
     preferences.add_commands(sub)
     train.add_commands(sub)
+    sae.add_commands(sub)
 
     from harness_plugins.commands import plots
 

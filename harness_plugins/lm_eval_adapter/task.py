@@ -280,6 +280,7 @@ class IntrospectTask(Task):
                 options=self.options,
                 subject_tokenizer=lambda: self.pipeline.subject_tokenizer,
                 simulator=functools.cache(self.pipeline.simulator),
+                judge=functools.cache(self.pipeline.judge),
             )
         return self._scoring
 

@@ -61,17 +61,26 @@ def test_concept_directions_label_and_exemplars(lm, tiny_llama):
         assert min(tops) >= max(randoms)
         assert len(doc["top_exemplars"]) == len(doc["random_exemplars"]) == 4
     scores, results = run_requests(lm, task, docs[0])
-    assert set(scores) == {"label_match", "mc_accuracy", "mc_chance", "simulation"}
+    assert set(scores) == {
+        "label_match",
+        "mc_accuracy",
+        "mc_chance",
+        "judge_score",
+        "detection",
+        "simulation_r",
+    }
     assert len(results) == 1 + len(docs[0]["candidates"])
 
 
-def test_simulation_and_nearest_neighbour_baseline(lm, tiny_llama):
+def test_detection_and_nearest_neighbour_baseline(lm, tiny_llama):
     task = make_task("features", {"pretrained": str(tiny_llama), "explainer": "nearest_neighbour"})
     doc = task.ensure_references(1)[0]
     scores, _ = run_requests(lm, task, doc)
     assert scores["label_match"] == float(label_in(doc["nn_label"], doc["label"]))
     assert scores["mc_accuracy"] == float(doc["nn_label"] == doc["label"])
-    assert 0.0 <= scores["simulation"] <= 1.0
+    assert 0.0 <= scores["detection"] <= 1.0
+    assert -1.0 <= scores["simulation_r"] <= 1.0
+    assert doc["nn_label"] and doc["nn_label"] != doc["label"]  # never the feature itself
 
 
 def test_neuron_source_uses_the_mlp_output_direction(lm, tiny_llama):
@@ -262,7 +271,9 @@ def test_all_representation_tasks_through_lm_eval_and_the_plot(tiny_llama, tmp_p
         "label_match",
         "mc_accuracy",
         "mc_chance",
-        "simulation",
+        "judge_score",
+        "detection",
+        "simulation_r",
     }
     assert metric_names(results["introspect_activation_patching"]) == {
         "exact_match",

@@ -1,0 +1,166 @@
+"""Scores of a feature description that need a second model: detection, simulation_r, judge.
+
+* ``detection``: given the description, a simulator tells the feature's top-activating
+  exemplars from random ones (Yes/No per exemplar): balanced accuracy, as delphi scores it.
+* ``simulation_r``: the simulator predicts a 0-10 activation at every token of every
+  exemplar from the description, all tokens of an exemplar in one forward pass (the
+  "all at once" simulator: the expected value of the number tokens at each slot);
+  the score is the Pearson r of the pooled (prediction, activation) pairs over all the
+  feature's top and random exemplars. Calibrating predictions to activations by a
+  least-squares line (`calibrate`) does not change r's size, so r is taken before it,
+  which keeps an anti-correlated simulator negative. One value everywhere scores 0.
+* ``judge_score``: a judge rates the similarity of the description to each reference
+  label on the 1-5 rubric of Li et al. (2025); the best label counts, as (s - 1) / 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DETECTION = (
+    'A feature of a language model is described as: "{description}".\n'
+    "Does this text strongly express that feature?\nText: {text}\nAnswer Yes or No."
+)
+SIMULATE = (
+    'A neuron of a language model is described as: "{description}".\n'
+    "For each token of the text below, predict how strongly the neuron fires on it, "
+    "from 0 (not at all) to 10 (most strongly). One token per line, then a tab, then "
+    "the number."
+)
+JUDGE = (
+    "You compare two descriptions of a feature of a language model.\n"
+    'Reference: "{reference}"\nCandidate: "{candidate}"\n'
+    "Rate how similar the candidate is in meaning to the reference on a scale from 1 to 5:\n"
+    "1 = unrelated, 2 = vaguely related, 3 = partly the same concept, "
+    "4 = mostly the same concept, 5 = the same concept.\nAnswer with one digit."
+)
+PLACEHOLDER = "unknown"
+
+
+def balanced_accuracy(positive: Sequence[bool], negative: Sequence[bool]) -> float:
+    """Mean of the hit rate on top exemplars and the correct-rejection rate on random ones."""
+    if not positive or not negative:
+        return float("nan")
+    return 0.5 * (sum(positive) / len(positive) + sum(not p for p in negative) / len(negative))
+
+
+def _user(tokenizer: Any, content: str) -> list[int]:
+    from harness_plugins.prompts.chat import encode_prompt
+
+    return encode_prompt(tokenizer, [{"role": "user", "content": content}])
+
+
+def _last_logits(model: Any, prompts: list[list[int]]) -> Any:
+    from ground_truth.backends.hf import HFBackend
+
+    return HFBackend(model, batch_size=len(prompts), progress=False).forward(prompts).last_logits
+
+
+def detection(simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
+    """Balanced accuracy of the simulator telling top exemplars from random ones."""
+    tokenizer = simulator.tokenizer
+    yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
+    exemplars = [*doc["top_exemplars"], *doc["random_exemplars"]]
+    prompts = [
+        _user(tokenizer, DETECTION.format(description=description, text=e["text"]))
+        for e in exemplars
+    ]
+    logits = _last_logits(simulator, prompts)
+    says_yes = (logits[:, yes] >= logits[:, no]).tolist()
+    top = len(doc["top_exemplars"])
+    return balanced_accuracy(says_yes[:top], says_yes[top:])
+
+
+def number_tokens(tokenizer: Any, top: int) -> dict[int, int]:
+    """token id -> value for the numbers 0..top that are one token each (``10`` often is not)."""
+    found = {}
+    for value in range(top + 1):
+        ids = tokenizer.encode(str(value), add_special_tokens=False)
+        if len(ids) == 1:
+            found[ids[0]] = value
+    return found
+
+
+def predict_activations(simulator: Any, description: str, tokens: Sequence[str]) -> list[float]:
+    """The simulator's expected 0-10 activation at each token, read in one forward pass."""
+    import torch
+
+    tokenizer = simulator.tokenizer
+    numbers = number_tokens(tokenizer, 10)
+    ids = torch.tensor(list(numbers))
+    values = torch.tensor(list(numbers.values()), dtype=torch.float32)
+    sequence = _user(tokenizer, SIMULATE.format(description=description))
+    slots = []
+    for token in tokens:
+        try:
+            shown = tokenizer.convert_tokens_to_string([token])
+        except (KeyError, TypeError, ValueError):  # another tokenizer's token: show it raw
+            shown = token
+        shown = shown.replace("\n", "\\n") or " "
+        sequence += tokenizer.encode(f"{shown}\t", add_special_tokens=False)
+        slots.append(len(sequence) - 1)
+        sequence += tokenizer.encode(f"{PLACEHOLDER}\n", add_special_tokens=False)
+    model = simulator.model
+    with torch.no_grad():
+        logits = model(torch.tensor([sequence], device=simulator.device)).logits[0].float().cpu()
+    probs = logits[slots][:, ids].softmax(-1)
+    return (probs @ values).tolist()
+
+
+def calibrate(predicted: Sequence[float], actual: Sequence[float]) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line from predictions to true activations."""
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(predicted, float), np.asarray(actual, float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float(y.mean()) if len(y) else 0.0, 0.0
+    fit = stats.linregress(x, y)
+    return float(fit.intercept), float(fit.slope)
+
+
+def calibrated_r(predicted: Sequence[float], actual: Sequence[float]) -> float:
+    """Pearson r of the predictions with the activations (0 if either is flat).
+
+    The least-squares calibration (`calibrate`) is affine, so it leaves |r| unchanged; r is
+    taken on the uncalibrated predictions so that a simulator that predicts the opposite
+    of the feature scores negative rather than being flipped by a negative slope.
+    """
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(predicted, float), np.asarray(actual, float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(stats.pearsonr(x, y).statistic)
+
+
+def simulation_r(simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
+    """Correlation scoring pooled over the feature's top and random exemplars."""
+    predicted: list[float] = []
+    actual: list[float] = []
+    for exemplar in [*doc["top_exemplars"], *doc["random_exemplars"]]:
+        predicted += predict_activations(simulator, description, exemplar["tokens"])
+        actual += list(exemplar["activations"])
+    return calibrated_r(predicted, actual)
+
+
+def judge_prompts(tokenizer: Any, description: str, references: Sequence[str]) -> list[list[int]]:
+    return [_user(tokenizer, JUDGE.format(reference=r, candidate=description)) for r in references]
+
+
+def judge_score(judge: Any, description: str, references: Sequence[str]) -> float:
+    """max over references of (rating - 1) / 4, the rating being the judge's likeliest digit 1-5."""
+    if not references:
+        return float("nan")
+    if not description:
+        return 0.0
+    tokenizer = judge.tokenizer
+    digits = {v: i for i, v in number_tokens(tokenizer, 5).items() if v >= 1}
+    if len(digits) < 5:
+        return float("nan")
+    logits = _last_logits(judge, judge_prompts(tokenizer, description, references))
+    columns = [digits[v] for v in range(1, 6)]
+    ratings = logits[:, columns].argmax(-1) + 1
+    return float((ratings.max().item() - 1) / 4)
