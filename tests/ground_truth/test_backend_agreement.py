@@ -130,6 +130,13 @@ def compare(
     return hf_logits, logits
 
 
+@pytest.fixture(autouse=True)
+def own_cache(monkeypatch, tmp_path):
+    """Each backend computes every pass itself: no artifact (concept pool, attribute probes)
+    that an earlier test cached serves one backend's passes and not the other's."""
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture(params=["gpt2", "llama"], scope="module")
 def tiny(request):
     tokenizer = make_tokenizer()
