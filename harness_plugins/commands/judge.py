@@ -37,6 +37,7 @@ NAME_QUESTION = (
     "Does the answer say that the thought is about {concept} (or something that means the "
     "same)? Answer yes or no."
 )
+RATES = ("hit_rate", "false_alarm_rate", "identification_rate")
 YES = ("yes", "Yes", " yes", " Yes", "YES")
 NO = ("no", "No", " no", " No", "NO")
 
@@ -209,16 +210,15 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{samples.name}: {result['n_injected']} injection and {result['n_control']} control trials"
     )
+
+    def rate(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
     print(
         table(
             ["grader", "hit_rate", "false_alarm_rate", "identification_rate"],
             [
-                [
-                    name,
-                    result[f"{key}_hit_rate"],
-                    result[f"{key}_false_alarm_rate"],
-                    result[f"{key}_identification_rate"],
-                ]
+                [name, *(rate(result[f"{key}_{m}"]) for m in RATES)]
                 for name, key in (("rules", "rules"), (f"judge {args.judge}", "judge"))
             ],
         )
