@@ -5,6 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+FEATURE_METRICS = {
+    "label_match",
+    "mc_accuracy",
+    "mc_chance",
+    "judge_score",
+    "detection",
+    "simulation_r",
+}
+"""What ``introspect_features`` reports when its features have reference labels."""
 CAUSAL_METRICS = {"exact_match", "content_match", "changed_f1", "valid", "unchanged_rate"}
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import run_cli
 from decisions import assert_margins
-from results_helpers import metric_names, results_of
+from results_helpers import FEATURE_METRICS, metric_names, results_of
 
 from ground_truth.primitive import Read, Write
 from harness_plugins.builtin.activation_patching import (
@@ -61,14 +61,7 @@ def test_concept_directions_label_and_exemplars(lm, tiny_llama):
         assert min(tops) >= max(randoms)
         assert len(doc["top_exemplars"]) == len(doc["random_exemplars"]) == 4
     scores, results = run_requests(lm, task, docs[0])
-    assert set(scores) == {
-        "label_match",
-        "mc_accuracy",
-        "mc_chance",
-        "judge_score",
-        "detection",
-        "simulation_r",
-    }
+    assert set(scores) == FEATURE_METRICS
     assert len(results) == 1 + len(docs[0]["candidates"])
 
 
@@ -267,14 +260,7 @@ def test_all_representation_tasks_through_lm_eval_and_the_plot(tiny_llama, tmp_p
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path)["results"]
-    assert metric_names(results["introspect_features"]) == {
-        "label_match",
-        "mc_accuracy",
-        "mc_chance",
-        "judge_score",
-        "detection",
-        "simulation_r",
-    }
+    assert metric_names(results["introspect_features"]) == FEATURE_METRICS
     assert metric_names(results["introspect_activation_patching"]) == {
         "exact_match",
         "content_match",

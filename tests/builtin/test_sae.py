@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import run_cli
-from results_helpers import metric_names, results_of
+from results_helpers import FEATURE_METRICS, metric_names, results_of
 from sae_helpers import concept_directions, concept_sae, random_sae
 
 from ground_truth.sae_format import hook_site, load_sae, read_config, save_sae
@@ -197,14 +197,7 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path / "labelled")["results"]["introspect_features"]
-    assert metric_names(results) == {
-        "label_match",
-        "mc_accuracy",
-        "mc_chance",
-        "judge_score",
-        "detection",
-        "simulation_r",
-    }
+    assert metric_names(results) == FEATURE_METRICS
     assert 0.0 <= results["judge_score,none"] <= 1.0
     assert -1.0 <= results["simulation_r,none"] <= 1.0
     done = lm_eval_features(tiny_llama, tmp_path / "bare", metadata)
