@@ -130,10 +130,11 @@ def compare(
     return hf_logits, logits
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def own_cache(monkeypatch, tmp_path):
     """Each backend computes every pass itself: no artifact (concept pool, attribute probes)
-    that an earlier test cached serves one backend's passes and not the other's."""
+    that an earlier test cached serves one backend's passes and not the other's (the logit
+    rows are compared). Not for SmolLM2, whose pool read would then be repeated per test."""
     monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -163,6 +164,7 @@ def threads(request):
 @pytest.mark.parametrize(
     ("type_name", "overrides", "count"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 )
+@pytest.mark.usefixtures("own_cache")
 def test_tiny_models_agree(
     tiny, hf_references, threads, backend_name, type_name, overrides, count, record_property
 ):
