@@ -68,7 +68,8 @@ SAE_OPTIONS = (
     Option(
         "sae_features",
         None,
-        "sae source: feature indices to explain (JSON list); default: the sae_top_k most frequent",
+        "sae source: feature indices to explain, a list like [12, 40]; default: the sae_top_k "
+        "most often firing",
         kind=list,
     ),
     Option(
