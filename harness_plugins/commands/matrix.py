@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness_plugins.commands import matrix_statistics as stats
+from harness_plugins.commands.common import number_or_none
 from harness_plugins.commands.matrix_outputs import gap_lines, heatmaps, log_to_wandb, write_outputs
 from harness_plugins.errors import IntrospectError
 
@@ -83,14 +83,6 @@ class Cell:
     n: int | None = None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def run_pair(
     lm: Any,
     explainer: ModelChoice,
@@ -148,7 +140,7 @@ def run_pair(
             if not _filter or metric.endswith("_stderr"):
                 continue
             per_doc = stats.document_values(samples, metric, _filter)
-            number = _number(value)
+            number = number_or_none(value)
             interval = stats.cell_interval(
                 [v for _, v in per_doc.values()], number, resamples=resamples
             )
@@ -162,7 +154,7 @@ def run_pair(
                     task,
                     metric,
                     number,
-                    _number(metrics.get(f"{metric}_stderr,{_filter}")),
+                    number_or_none(metrics.get(f"{metric}_stderr,{_filter}")),
                     "ok",
                     *(interval or (None, None)),
                     len(per_doc) or None,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness_plugins.commands.common import table
+from harness_plugins.commands.common import number_or_none, table
 from harness_plugins.commands.results_files import find_results_file
 from harness_plugins.errors import IntrospectError
 
@@ -37,14 +36,6 @@ class Row:
     baseline_stderr: float | None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _metrics(task_results: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
     """``{metric: (value, stderr)}`` of one task, lm-eval's ``name,filter`` keys unpacked."""
     found: dict[str, tuple[float | None, float | None]] = {}
@@ -53,7 +44,7 @@ def _metrics(task_results: dict[str, Any]) -> dict[str, tuple[float | None, floa
         if not filt or name.endswith("_stderr") or _LAYER_METRIC.search(name):
             continue
         stderr = task_results.get(f"{name}_stderr,{filt}")
-        found[name] = (_number(raw), _number(stderr))
+        found[name] = (number_or_none(raw), number_or_none(stderr))
     return found
 
 
