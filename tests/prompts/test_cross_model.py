@@ -318,3 +318,36 @@ def test_mapper_for_maps_vectors_and_sites(
     assert "\n" not in str(error.value)
     with pytest.raises(IntrospectError, match="residual stream"):
         mapper(vector, None, "blocks.0.mlp.hook_post")
+
+
+def test_an_adapter_explainer_reads_through_its_base_models_map(
+    tiny_llama: Path, wide_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training fits the map before the adapter exists, so evaluation must use the same map
+    (and every adapter on one base shares one fit instead of re-reading the texts)."""
+    from peft import LoraConfig, get_peft_model
+
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    adapter = tmp_path / "adapter"
+    torch.manual_seed(0)
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(LlamaForCausalLM.from_pretrained(wide_llama), lora).save_pretrained(adapter)
+    options = {"backend": "hf", "gt_batch_size": 32}
+    vector = torch.randn(32)
+
+    base = mapper_for(
+        ModelSpec(str(tiny_llama)), ModelSpec(str(wide_llama)), get_registry(), options
+    )
+    from_base, _ = base(vector, 1, None)
+    assert base.fits[(1, 2)]["cached"] is False
+
+    trained = mapper_for(
+        ModelSpec(str(tiny_llama)),
+        ModelSpec(str(wide_llama), peft=str(adapter)),
+        get_registry(),
+        options,
+    )
+    from_trained, _ = trained(vector, 1, None)
+    assert trained.fits[(1, 2)]["cached"] is True  # the base's fit, not a new one
+    assert trained.explainer_spec.peft is None
+    torch.testing.assert_close(from_trained, from_base, atol=0, rtol=0)
