@@ -8,9 +8,10 @@ once: sequences are grouped into batches, left-padded (every sequence ends at th
 column) with explicit position ids from the attention mask (so padding never moves a
 position, also for learned absolute positions); reads and writes are translated to
 padded columns in a `SitePlan`; generation is a greedy loop over the KV cache whose
-prompt pass alone runs with the writes (``onward`` writes also run on each generated token). With ``share_prefixes``, a prefix that every
-sequence of a batch shares (and no read or write touches) runs once, and its KV cache
-serves the whole batch.
+prompt pass alone runs with the writes (``onward`` writes also run on each generated
+token). With ``share_prefixes``, the leading tokens that rows of a batch share (and no
+read or write touches) run once per group of such rows, and a patched run reuses its clean
+run's KV cache up to the first write (`ground_truth.prefix_reuse`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ground_truth.prefix_reuse import (
+    clean_and_patched,
+    group_prefixes,
+    own_positions,
+    run_prefixes,
+    suffix_pass,
+)
 from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
-
-# Shorter common prefixes are not worth a separate pass.
-MIN_SHARED_PREFIX = 16
 
 
 class SitePlan:
@@ -152,10 +157,11 @@ class BatchedBackend(InterventionBackend):
         offsets: list[int],
         writes: Sequence[Write],
         reads: Sequence[Read],
-        start: int = 0,
+        starts: Sequence[int] | None = None,
     ) -> SitePlan:
-        """Writes and reads of one batch in padded columns (of the tokens after ``start``,
-        when a shared prefix runs separately). A bad site or position raises here."""
+        """Writes and reads of one batch in padded columns (of row i's tokens from
+        ``starts[i]`` on, when its first tokens run in a prefix pass). A bad site or
+        position raises here."""
         plan = SitePlan()
         where = {row: i for i, row in enumerate(batch)}
 
@@ -166,6 +172,9 @@ class BatchedBackend(InterventionBackend):
                 raise ValueError(
                     f"{what}: position {position} outside sequence {row} of length {length}"
                 )
+            start = starts[where[row]] if starts else 0
+            if index < start:  # a bug of the caller: that position ran in the prefix pass
+                raise ValueError(f"{what}: position {position} of sequence {row} is in its prefix")
             return offsets[where[row]] + index - start
 
         for write in writes:
@@ -184,41 +193,21 @@ class BatchedBackend(InterventionBackend):
                 plan.reads[read.site].append((where[read.row], columns, index))
         return plan
 
-    def shared_prefix(
+    def prefix_groups(
         self,
         batch: list[int],
         sequences: Sequence[Sequence[int]],
         reads: Sequence[Read],
         writes: Sequence[Write],
         score_from: Sequence[int] | None,
-    ) -> int:
-        """How many leading tokens every sequence of the batch shares and no read, write or
-        score needs on its own (0: run the batch whole)."""
+    ) -> list[tuple[int, int, int]]:
+        """Groups ``(first, stop, shared)`` of the batch's rows (indices into ``batch``) whose
+        ``shared`` leading tokens, which no read, write or score needs, run once per group
+        (`ground_truth.prefix_reuse.group_prefixes`; all ``shared`` 0: run the batch whole)."""
         if not self.share_prefixes or len(batch) < 2:
-            return 0
-        rows = [sequences[i] for i in batch]
-        first = rows[0]
-        shared = 0
-        limit = min(len(row) for row in rows) - 1  # every row keeps a token of its own
-        while shared < limit and all(row[shared] == first[shared] for row in rows[1:]):
-            shared += 1
-        members = set(batch)
-        for item in (*reads, *writes):
-            if item.row in members:
-                if item.position is None:
-                    return 0
-                length = len(sequences[item.row])
-                shared = min(shared, item.position + length if item.position < 0 else item.position)
-        if score_from:
-            shared = min([shared, *(score_from[i] - 1 for i in batch)])
-        return shared if shared >= MIN_SHARED_PREFIX else 0
-
-    def prefix_cache(self, prefix: Sequence[int], copies: int) -> Any:
-        """The KV cache of ``prefix``, repeated for ``copies`` rows."""
-        ids = torch.as_tensor([list(prefix)], dtype=torch.long, device=self.device)
-        _, cache = self.run(ids, torch.ones_like(ids), None, use_cache=True)
-        cache.batch_repeat_interleave(copies)
-        return cache
+            return [(0, len(batch), 0)]
+        limits = own_positions(batch, sequences, reads, writes, score_from)
+        return group_prefixes([sequences[i] for i in batch], limits)
 
     # ------------------------------------------------------------------ primitive
 
@@ -245,21 +234,35 @@ class BatchedBackend(InterventionBackend):
         greedy: list[bool] = [False] * len(sequences)
         bar = self._bar(len(sequences), len(batches), description)
         for batch in batches:
-            start = self.shared_prefix(batch, sequences, reads, writes, score_from)
-            past = self.prefix_cache(sequences[batch[0]][:start], len(batch)) if start else None
-            ids, mask, offsets = self.pad([sequences[i][start:] for i in batch])
-            plan = self.plan(batch, lengths, offsets, writes, reads, start)
-            if start:
-                mask = torch.cat([mask.new_ones((mask.shape[0], start)), mask], dim=1)
-            out, _ = self.run(
-                ids, mask, plan, past=past, all_logits=bool(score_from), use_cache=bool(start)
+            groups = self.prefix_groups(batch, sequences, reads, writes, score_from)
+            starts = [shared for first, stop, shared in groups for _ in range(first, stop)]
+            prefix = run_prefixes(
+                self, [sequences[batch[first]][:shared] for first, _, shared in groups]
+            )
+            if prefix is not None:  # one cache row per group: one per member
+                prefix.select(
+                    [g for g, (first, stop, _) in enumerate(groups) for _ in range(first, stop)]
+                )
+            out, ids, offsets, plan = suffix_pass(
+                self,
+                prefix,
+                batch,
+                sequences,
+                starts,
+                writes=writes,
+                reads=reads,
+                all_logits=bool(score_from),
             )
             last = out[:, -1, :].float().cpu()
             for i, row in enumerate(batch):
                 logits[row] = last[i]
                 if score_from:
                     scored[row], greedy[row] = score_tokens(
-                        out[i], ids[i], offsets[i], score_from[row] - start, lengths[row] - start
+                        out[i],
+                        ids[i],
+                        offsets[i],
+                        score_from[row] - starts[i],
+                        lengths[row] - starts[i],
                     )
             read_values.update(plan.results)
             bar.update(len(batch))
@@ -270,6 +273,19 @@ class BatchedBackend(InterventionBackend):
             token_logprobs=scored if score_from else None,
             greedy=greedy if score_from else None,
         )
+
+    def forward_clean_and_patched(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        writes: Sequence[Write],
+        description: str = "clean and patched",
+    ) -> tuple[ForwardResult, ForwardResult]:
+        if not self.share_prefixes:
+            return super().forward_clean_and_patched(
+                sequences, writes=writes, description=description
+            )
+        return clean_and_patched(self, sequences, writes, description)
 
     @torch.inference_mode()
     def generate(

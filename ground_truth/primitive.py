@@ -103,6 +103,51 @@ class InterventionBackend(ABC):
         from that index on (see `ForwardResult`).
         """
 
+    def forward_clean_and_patched(
+        self,
+        sequences: Sequence[Sequence[int]],
+        *,
+        writes: Sequence[Write],
+        description: str = "clean and patched",
+    ) -> tuple[ForwardResult, ForwardResult]:
+        """The next-token logits of each sequence as is and with ``writes`` (no reads).
+
+        Two `forward` passes here; a backend with a KV cache runs the tokens before each
+        sequence's first write once (`ground_truth.prefix_reuse`): activation patching's
+        clean and patched runs differ only from the patched position on.
+        """
+        clean = self.forward(sequences, description=f"{description}: clean")
+        patched = self.forward(sequences, writes=writes, description=f"{description}: patched")
+        return clean, patched
+
+    def read(
+        self, sequences: Sequence[Sequence[int]], reads: Sequence[Read], description: str = "read"
+    ) -> list[torch.Tensor]:
+        """The values of ``reads`` alone: each sequence runs only up to its last read
+        position, since a causal model's later tokens cannot change them."""
+        ends = [0] * len(sequences)
+        where: list[int | None] = []
+        for item in reads:
+            length = len(sequences[item.row])
+            index = None
+            if item.position is not None:
+                index = item.position + length if item.position < 0 else item.position
+                if not 0 <= index < length:
+                    raise ValueError(
+                        f"read: position {item.position} outside sequence {item.row} of "
+                        f"length {length}"
+                    )
+            ends[item.row] = max(ends[item.row], length if index is None else index + 1)
+            where.append(index)
+        keep = [row for row in range(len(sequences)) if ends[row]]
+        index_of = {row: i for i, row in enumerate(keep)}
+        moved = [
+            Read(item.site, index_of[item.row], index)
+            for item, index in zip(reads, where, strict=True)
+        ]
+        truncated = [list(sequences[row])[: ends[row]] for row in keep]
+        return self.forward(truncated, reads=moved, description=description).reads
+
     def mlp_output_weights(self, layer: int) -> torch.Tensor:
         """The MLP output projection of a block as [d_mlp, d_model] (TransformerLens's W_out):
         row i is the direction neuron i writes into the residual stream."""

@@ -208,23 +208,22 @@ class ActivationPatching(ExplanationType):
             for row, (_, position) in enumerate(counterfactuals)
             for layer in layers
         ]
-        donor = backend.forward(
+        # the donors run only up to the read subject token; the patched run repeats only
+        # the clean run's tokens from the subject token on (its KV cache holds the rest)
+        donor = backend.read(
             [ids for ids, _ in counterfactuals],
-            reads=reads,
+            reads,
             description="activation_patching: counterfactual residuals",
         )
-        before = backend.forward(
-            [ids for ids, _ in originals], description="activation_patching: clean run"
-        )
         writes = [
-            Write(site("resid_post", layer), row, position, donor.reads[row * len(layers) + k])
+            Write(site("resid_post", layer), row, position, donor[row * len(layers) + k])
             for row, (_, position) in enumerate(originals)
             for k, layer in enumerate(layers)
         ]
-        after = backend.forward(
+        before, after = backend.forward_clean_and_patched(
             [ids for ids, _ in originals],
             writes=writes,
-            description="activation_patching: patched run",
+            description="activation_patching: clean and patched runs",
         )
         columns: dict[str, list[Any]] = {
             k: [] for k in ("token", "layers", "vector", "before", "after", "changed", "target")
@@ -234,7 +233,7 @@ class ActivationPatching(ExplanationType):
             second = tokenizer.decode([int(after.last_logits[row].argmax())]).strip()
             columns["token"].append(tokenizer.decode([ids[position]]).strip())
             columns["layers"].append(layers)
-            columns["vector"].append(donor.reads[row * len(layers)].tolist())
+            columns["vector"].append(donor[row * len(layers)].tolist())
             columns["before"].append(first)
             columns["after"].append(second)
             columns["changed"].append(first != second)

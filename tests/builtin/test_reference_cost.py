@@ -144,3 +144,80 @@ def test_sites_read_together_equal_sites_read_alone(tiny_llama, counted, monkeyp
         _, alone = _read_pool(pool, subject, backend, site("resid_post", k))
         assert counted["passes"] > 0
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(alone, values, strict=True))
+
+
+def patching_sequences(pipeline, docs):
+    """The clean (with the patched position) and donor (with the read position) token ids."""
+    from harness_plugins.builtin.activation_patching import ANSWER_PREFIX, subject_last_token
+
+    tokenizer = pipeline.subject_model().tokenizer
+    clean = [
+        subject_last_token(tokenizer, d["prompt"], d["choices"], d["subject_span"], ANSWER_PREFIX)
+        for d in docs
+    ]
+    donors = [
+        subject_last_token(
+            tokenizer,
+            d["counterfactual_prompt"],
+            d["choices"],
+            d["counterfactual_span"],
+            ANSWER_PREFIX,
+        )
+        for d in docs
+    ]
+    return clean, donors
+
+
+def test_activation_patching_computes_the_minimal_positions(
+    tiny_llama, counted, monkeypatch, tmp_path
+):
+    """One question at a time (no padding): the donor up to its read subject token, the
+    clean prompt once, and the patched prompt from its written subject token on."""
+    counts, docs = build(tiny_llama, "activation_patching", 6, counted, gt_batch_size=1)
+    pipeline = ReferencePipeline(
+        "activation_patching", {"pretrained": str(tiny_llama)}, model_arguments=[]
+    )
+    clean, donors = patching_sequences(pipeline, docs)
+    minimal = (
+        sum(len(ids) for ids, _ in clean)
+        + sum(len(ids) - position for ids, position in clean)
+        + sum(position + 1 for _, position in donors)
+    )
+    old = sum(2 * len(ids) for ids, _ in clean) + sum(len(ids) for ids, _ in donors)
+    assert counts["positions"] == minimal < old
+    # batched (padded), in a fresh cache: still fewer than the old path without padding
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "batched"))
+    batched, again = build(tiny_llama, "activation_patching", 6, counted)
+    assert again["question_id"] == docs["question_id"]
+    assert batched["positions"] < old
+
+
+def test_input_ablation_runs_each_question_once_up_to_the_hint(tiny_llama, counted):
+    """Batches of two (a question's hinted and unhinted prompts, next in token order): the
+    prefix they share runs once, then both rests, the shorter one left-padded to the longer.
+    That padding is all above the minimal count (shared + both rests)."""
+    from ground_truth.prefix_reuse import MIN_SHARED_PREFIX, common_length
+    from harness_plugins.builtin.input_ablation import ANSWER_PREFIX, InputAblation
+    from harness_plugins.prompts.chat import encode_prompt
+
+    counts, docs = build(tiny_llama, "input_ablation", 6, counted, gt_batch_size=2)
+    pipeline = ReferencePipeline(
+        "input_ablation", {"pretrained": str(tiny_llama)}, model_arguments=[]
+    )
+    tokenizer = pipeline.subject_model().tokenizer
+    kind = InputAblation()
+    layout = minimal = old = 0
+    for doc in docs:
+        hinted, unhinted = (
+            encode_prompt(
+                tokenizer, kind._subject_messages(doc, h, pipeline.options), ANSWER_PREFIX
+            )
+            for h in (True, False)
+        )
+        shared = min(common_length(hinted, unhinted), len(hinted) - 1, len(unhinted) - 1)
+        assert shared >= MIN_SHARED_PREFIX
+        rests = len(hinted) - shared, len(unhinted) - shared
+        layout += shared + 2 * max(rests)
+        minimal += shared + sum(rests)
+        old += len(hinted) + len(unhinted)
+    assert minimal <= counts["positions"] == layout < old

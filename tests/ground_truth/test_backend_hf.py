@@ -250,7 +250,7 @@ def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
     sequences = [head + tokenizer(t, add_special_tokens=False)["input_ids"] for t in tails]
     shared = HFBackend(loaded, batch_size=4, progress=False)
     plain = HFBackend(loaded, batch_size=4, progress=False, share_prefixes=False)
-    assert shared.shared_prefix([0, 1, 2, 3], sequences, (), (), None) == len(head)
+    assert shared.prefix_groups([0, 1, 2, 3], sequences, (), (), None) == [(0, 4, len(head))]
     vector = torch.linspace(-1, 1, shared.d_model)
     kwargs = {
         "reads": [Read("blocks.1.hook_resid_post", 2, -1)],
@@ -267,7 +267,8 @@ def test_a_shared_prefix_runs_once_and_changes_nothing(setup):
     assert a.greedy == b.greedy
     assert_rows_match(shared_rows.rows, plain_rows.rows, "a shared prefix")
     early = [Write("blocks.0.hook_resid_post", 0, 3, vector)]  # inside the prefix: shrinks it
-    assert shared.shared_prefix([0, 1, 2, 3], sequences, (), early, None) == 0
+    groups = shared.prefix_groups([0, 1, 2, 3], sequences, (), early, None)
+    assert groups == [(0, 1, 0), (1, 4, len(head))]
     torch.testing.assert_close(
         shared.forward(sequences, writes=early).last_logits,
         plain.forward(sequences, writes=early).last_logits,
