@@ -82,13 +82,15 @@ def group_prefixes(
     whose prefix is shorter than ``minimum`` share nothing (``shared`` 0).
     """
     n = len(rows)
+    # the tokens a contiguous range shares: the least of its neighbours' common lengths
+    adjacent = [common_length(rows[i], rows[i + 1]) for i in range(n - 1)]
     best = [0] * (n + 1)  # best[j]: positions saved on rows[:j]
     cut: list[tuple[int, int]] = [(0, 0)] * (n + 1)
     for stop in range(1, n + 1):
         best[stop], cut[stop] = best[stop - 1], (stop - 1, 0)
         shared = limits[stop - 1]
         for first in range(stop - 2, -1, -1):
-            shared = min(shared, limits[first], common_length(rows[first], rows[stop - 1]))
+            shared = min(shared, limits[first], adjacent[first])
             if shared < minimum:
                 break
             saved = best[first] + (stop - first - 1) * shared

@@ -1,7 +1,8 @@
 """The ``hf`` backend: the intervention primitive as PyTorch hooks on a transformers model.
 
-Batching, left padding with explicit position ids, shared prefixes (on by default here)
-and greedy generation come from `ground_truth.batching.BatchedBackend`; this module only
+Batching, left padding with explicit position ids, prefix reuse (shared prefixes and
+patched runs on the clean run's KV cache, `ground_truth.prefix_reuse`; on by default
+here) and greedy generation come from `ground_truth.batching.BatchedBackend`; this module only
 finds the sites in a transformers model (the decoder blocks, the MLP output projection,
 the input embedding) and hooks them for one pass.
 """
