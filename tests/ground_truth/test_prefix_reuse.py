@@ -11,7 +11,7 @@ import random
 
 import pytest
 import torch
-from decisions import MARGIN, margins
+from decisions import MARGIN, NUMERIC_ERROR, margins
 from tiny_models import make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend
@@ -19,7 +19,7 @@ from ground_truth.prefix_reuse import group_prefixes
 from ground_truth.primitive import InterventionBackend, Read, Write
 from ground_truth.subject import LoadedModel, ModelSpec
 
-TOLERANCE = 1e-5
+TOLERANCE = NUMERIC_ERROR  # measured here: up to 9e-8
 
 HEAD = "Question: what is the capital of France, and which river runs through it? Choices:"
 TAILS = [
