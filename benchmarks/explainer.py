@@ -36,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_support import empty_reference_cache  # noqa: E402
+
 REQUEST_RATIO = 1.1
 RSS_RATIO = 1.2
 
@@ -112,13 +114,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             limit=args.limit,
             verbosity="ERROR",
         )
-        from ground_truth.subject import shared_models
-
-        return {
-            "total_s": time.perf_counter() - started,
-            "peak_mib": _peak_rss_mib(),
-            "models": len(shared_models),  # 1: the ground truth ran on the explainer's weights
-        }
+        return {"total_s": time.perf_counter() - started, "peak_mib": _peak_rss_mib()}
     prepared = json.loads(Path(args.requests).read_text())
     requests = prepared["requests"]
     if args.child == "hf":  # plain lm-eval: nothing of this project imported
@@ -156,7 +152,7 @@ def spawn(args: argparse.Namespace, kind: str, requests: str, env: dict[str, str
 
 
 def _summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+    return f"  {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> int:
@@ -179,7 +175,8 @@ def main() -> int:
         for _ in range(args.repeats):
             for kind in ("hf", "introspect"):
                 runs[kind].append(spawn(args, kind, requests, env))
-            cold = {**env, "INTROSPECT_CACHE_DIR": str(Path(folder) / f"cache{len(runs['self'])}")}
+            cache = empty_reference_cache(Path(folder) / f"cache{len(runs['self'])}")
+            cold = {**env, "INTROSPECT_CACHE_DIR": str(cache)}
             runs["self"].append(spawn(args, "self", requests, cold))
     print(f"\n  {'run':<12}{'load s':>22}{'requests s':>22}{'peak RSS MiB':>22}")
     for kind in ("hf", "introspect"):
@@ -194,8 +191,6 @@ def main() -> int:
         f"  {'self (all)':<12}{'':>22}{_summary([r['total_s'] for r in rows]):>22}"
         f"{_summary([r['peak_mib'] for r in rows]):>22}"
     )
-    loaded = max(r["models"] for r in rows)
-    print(f"  self-explanation loaded {loaded} model(s) (1: subject and explainer shared)")
     print()
     median = {
         kind: {key: statistics.median(r[key] for r in rows) for key in rows[0]}

@@ -227,102 +227,69 @@ def main() -> int:
     def counter_on(*roots: torch.nn.Module) -> Callable[[], PositionCounter]:
         return lambda: PositionCounter(embedding, roots)
 
-    ap_rows_out: dict[str, Timing | str] = {}
-    ab_rows_out: dict[str, Timing | str] = {}
     on_model = counter_on(model)
-    run_method(
-        ap_rows_out,
-        "floor",
-        lambda: lambda: floor_forward(model, ap_rows, args.batch_size, device),
-        device,
-        args.repeats,
-        args.warmup,
-        on_model,
-    )
-    run_method(
-        ab_rows_out,
-        "floor",
-        lambda: lambda: floor_forward(model, ab_rows, args.batch_size, device),
-        device,
-        args.repeats,
-        args.warmup,
-        on_model,
-    )
+    ap_out: dict[str, Timing | str] = {}
+    ab_out: dict[str, Timing | str] = {}
+
+    def timed(
+        rows: dict[str, Timing | str],
+        name: str,
+        build: Callable[[], Callable[[], Any]],
+        counter: Callable[[], PositionCounter] = on_model,
+    ) -> None:
+        run_method(rows, name, build, device, args.repeats, args.warmup, counter)
+
+    def floor_work(rows: list[list[int]]) -> Callable[[], None]:
+        return lambda: floor_forward(model, rows, args.batch_size, device)
+
+    timed(ap_out, "floor", lambda: floor_work(ap_rows))
+    timed(ab_out, "floor", lambda: floor_work(ab_rows))
     ap_context = ReferenceContext(subject, hf, ap_options)
     ab_context = ReferenceContext(subject, hf, ab_options)
-    run_method(
-        ap_rows_out,
-        "hf",
-        lambda: lambda: patching.build_references(ap_questions, ap_context),
-        device,
-        args.repeats,
-        args.warmup,
-        on_model,
-    )
-    run_method(
-        ab_rows_out,
-        "hf",
-        lambda: lambda: ablation.build_references(ab_questions, ab_context),
-        device,
-        args.repeats,
-        args.warmup,
-        on_model,
-    )
+    timed(ap_out, "hf", lambda: lambda: patching.build_references(ap_questions, ap_context))
+    timed(ab_out, "hf", lambda: lambda: ablation.build_references(ab_questions, ab_context))
 
-    wants_tl = {"transformer_lens per case", "transformer_lens batched"} - set(args.skip)
-    if wants_tl:
+    if {"transformer_lens per case", "transformer_lens batched"} - set(args.skip):
         run_transformer_lens(
             args,
             subject,
-            donors,
-            cleans,
-            layers,
-            ab_sequences,
+            (donors, cleans, layers, ab_sequences),
             pad,
             device,
-            ap_rows_out,
-            ab_rows_out,
+            (ap_out, ab_out),
+            timed,
             counter_on,
         )
     if "nnsight batched" not in args.skip:
         holder: dict[str, peers.NNsightPeer] = {}
 
         def nnsight_peer() -> peers.NNsightPeer:
+            """Wrapped on first use, so that the methods before run an unwrapped module."""
             if "peer" not in holder:
                 holder["peer"] = peers.NNsightPeer(model, find_decoder_layers(model))
             return holder["peer"]
 
-        run_method(
-            ap_rows_out,
+        timed(
+            ap_out,
             "nnsight batched",
             lambda: nnsight_peer().patching(donors, cleans, layers, args.batch_size, pad, device),
-            device,
-            args.repeats,
-            args.warmup,
-            on_model,
         )
-        run_method(
-            ab_rows_out,
+        timed(
+            ab_out,
             "nnsight batched",
             lambda: nnsight_peer().ablation(ab_sequences, args.batch_size, pad, device),
-            device,
-            args.repeats,
-            args.warmup,
-            on_model,
         )
 
     print_table(
         f"activation patching ({args.cases} cases x {len(layers)} blocks)",
-        ap_rows_out,
+        ap_out,
         ap_segments.positions,
     )
-    print_table(f"input ablation ({args.cases} questions)", ab_rows_out, ab_segments.positions)
+    print_table(f"input ablation ({args.cases} questions)", ab_out, ab_segments.positions)
     print()
-    for line in agreement(tokenizer, ap_rows_out):
+    for line in agreement(tokenizer, ap_out):
         print(line)
-    for line in verdicts("activation patching", ap_rows_out) + verdicts(
-        "input ablation", ab_rows_out
-    ):
+    for line in verdicts("activation patching", ap_out) + verdicts("input ablation", ab_out):
         print(line)
     if not args.skip_cache:
         print(reference_cache(args.model, args.cases, device, args.repeats))
@@ -332,66 +299,43 @@ def main() -> int:
 def run_transformer_lens(
     args: argparse.Namespace,
     subject: Any,
-    donors: list[peers.Case],
-    cleans: list[peers.Case],
-    layers: list[int],
-    ab_sequences: list[list[int]],
+    cases: tuple[list[peers.Case], list[peers.Case], list[int], list[list[int]]],
     pad: int,
     device: torch.device,
-    ap_rows: dict[str, Timing | str],
-    ab_rows: dict[str, Timing | str],
+    out: tuple[dict[str, Timing | str], dict[str, Timing | str]],
+    timed: Callable[..., None],
     counter_on: Callable[..., Callable[[], PositionCounter]],
 ) -> None:
     """Both TransformerLens peers over one bridge on the subject's own weights."""
+    donors, cleans, layers, ab_sequences = cases
+    ap_out, ab_out = out
     try:
         from ground_truth.backends.transformer_lens import build_bridge
 
         bridge = build_bridge(subject.model)
-    except Exception as error:
+    except Exception as error:  # no bridge: both peers are reported as not run
         reason = f"cannot build the bridge: {type(error).__name__}: {error}"
         for name in ("transformer_lens per case", "transformer_lens batched"):
-            ap_rows[name] = ab_rows[name] = reason
+            ap_out[name] = ab_out[name] = reason
         return
     on_bridge = counter_on(bridge)
     one_by_one, batched = peers.tl_ablation(bridge, ab_sequences, args.batch_size, pad, device)
     if "transformer_lens per case" not in args.skip:
-        run_method(
-            ap_rows,
+        timed(
+            ap_out,
             "transformer_lens per case",
             lambda: peers.tl_per_case(bridge, donors, cleans, layers, device),
-            device,
-            args.repeats,
-            args.warmup,
             on_bridge,
         )
-        run_method(
-            ab_rows,
-            "transformer_lens per case",
-            lambda: one_by_one,
-            device,
-            args.repeats,
-            args.warmup,
-            on_bridge,
-        )
+        timed(ab_out, "transformer_lens per case", lambda: one_by_one, on_bridge)
     if "transformer_lens batched" not in args.skip:
-        run_method(
-            ap_rows,
+        timed(
+            ap_out,
             "transformer_lens batched",
             lambda: peers.tl_batched(bridge, donors, cleans, layers, args.batch_size, pad, device),
-            device,
-            args.repeats,
-            args.warmup,
             on_bridge,
         )
-        run_method(
-            ab_rows,
-            "transformer_lens batched",
-            lambda: batched,
-            device,
-            args.repeats,
-            args.warmup,
-            on_bridge,
-        )
+        timed(ab_out, "transformer_lens batched", lambda: batched, on_bridge)
 
 
 if __name__ == "__main__":
