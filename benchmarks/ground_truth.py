@@ -154,14 +154,14 @@ def verdicts(work: str, rows: dict[str, Timing | str]) -> list[str]:
     if isinstance(hf, Timing) and isinstance(floor, Timing):
         ratio = hf.median / floor.median
         met = "met" if ratio <= HF_OVER_FLOOR else "missed"
-        lines.append(f"{work}: hf / floor = {ratio:.2f} (target <= {HF_OVER_FLOOR}): {met}")
+        lines.append(f"{work}: hf / floor = {ratio:.3f} (target <= {HF_OVER_FLOOR}): {met}")
     ran = {name: rows[name] for name in PEERS if isinstance(rows.get(name), Timing)}
     if isinstance(hf, Timing) and ran:
         best = min(ran, key=lambda name: ran[name].median)
         ratio = ran[best].median / hf.median
         met = "met" if ratio >= PEER_OVER_HF else "missed"
         lines.append(
-            f"{work}: best peer ({best}) / hf = {ratio:.2f} (target >= {PEER_OVER_HF}): {met}"
+            f"{work}: best peer ({best}) / hf = {ratio:.3f} (target >= {PEER_OVER_HF}): {met}"
         )
     elif isinstance(hf, Timing):
         lines.append(f"{work}: best peer / hf: no peer ran")
