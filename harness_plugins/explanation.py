@@ -12,7 +12,7 @@ aggregation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,16 @@ class ScoringContext:
     simulator: Callable[[], Any]
     judge: Callable[[], Any] | None = None
     """The model that rates descriptions against references (option ``judge``; default: the explainer)."""
+
+    def log_sample(self, doc: Any, name: str, value: Any) -> None:
+        """Keep ``value`` (text a metric cannot hold: a judge's prompts and ratings) beside
+        the document in lm-eval's ``--log_samples`` output, as ``introspect_<name>``.
+
+        lm-eval logs the very document object it handed to ``process_results``, and a
+        metric must be a number, so the record travels on the document.
+        """
+        if isinstance(doc, MutableMapping):
+            doc[f"introspect_{name}"] = value
 
 
 class ExplanationType(ABC):

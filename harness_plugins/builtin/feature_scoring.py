@@ -150,17 +150,39 @@ def judge_prompts(tokenizer: Any, description: str, references: Sequence[str]) -
     return [_user(tokenizer, JUDGE.format(reference=r, candidate=description)) for r in references]
 
 
-def judge_score(judge: Any, description: str, references: Sequence[str]) -> float:
-    """max over references of (rating - 1) / 4, the rating being the judge's likeliest digit 1-5."""
+def judge_ratings(
+    judge: Any, description: str, references: Sequence[str]
+) -> tuple[float, list[dict[str, Any]]]:
+    """(score, one record per reference): the score is max over references of
+    (rating - 1) / 4, the rating being the judge's likeliest digit 1-5; each record holds
+    the judge's prompt, its rating and its probabilities of 1..5 (for ``--log_samples``)."""
     if not references:
-        return float("nan")
+        return float("nan"), []
     if not description:
-        return 0.0
+        return 0.0, []
     tokenizer = judge.tokenizer
     digits = {v: i for i, v in number_tokens(tokenizer, 5).items() if v >= 1}
     if len(digits) < 5:
-        return float("nan")
-    logits = _last_logits(judge, judge_prompts(tokenizer, description, references))
+        return float("nan"), []
+    prompts = judge_prompts(tokenizer, description, references)
+    logits = _last_logits(judge, prompts)
     columns = [digits[v] for v in range(1, 6)]
-    ratings = logits[:, columns].argmax(-1) + 1
-    return float((ratings.max().item() - 1) / 4)
+    probabilities = logits[:, columns].float().softmax(-1)
+    ratings = probabilities.argmax(-1) + 1
+    records = [
+        {
+            "reference": reference,
+            "prompt": tokenizer.decode(prompt),
+            "rating": int(rating),
+            "p_1_to_5": [round(float(p), 4) for p in row],
+        }
+        for reference, prompt, rating, row in zip(
+            references, prompts, ratings, probabilities, strict=True
+        )
+    ]
+    return float((ratings.max().item() - 1) / 4), records
+
+
+def judge_score(judge: Any, description: str, references: Sequence[str]) -> float:
+    """max over references of (rating - 1) / 4 (see `judge_ratings`)."""
+    return judge_ratings(judge, description, references)[0]

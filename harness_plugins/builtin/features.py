@@ -350,7 +350,9 @@ class Features(ExplanationType):
             scores["mc_accuracy"] = float(ranking.index(max(ranking)) == doc["answer_index"])
         judge = getattr(context, "judge", None)
         if judge is not None and str(options.get("judge") or "").lower() != "none":
-            scores["judge_score"] = feature_scoring.judge_score(judge(), description, doc["labels"])
+            score, ratings = feature_scoring.judge_ratings(judge(), description, doc["labels"])
+            scores["judge_score"] = score
+            context.log_sample(doc, "judge", ratings)
         return scores
 
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:

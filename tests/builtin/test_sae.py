@@ -167,7 +167,7 @@ def test_number_tokens_are_single_tokens(subject):
     )
 
 
-def lm_eval_features(model, out, metadata):
+def lm_eval_features(model, out, metadata, *extra):
     return run_cli(
         "lm_eval",
         "--model",
@@ -186,6 +186,7 @@ def lm_eval_features(model, out, metadata):
         str(out),
         "--metadata",
         json.dumps(metadata),
+        *extra,
     )
 
 
@@ -193,12 +194,34 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     (folder, labels), _ = known_sae
     metadata = {"source": "sae", "sae": str(folder), "sae_top_k": 10}
     done = lm_eval_features(
-        tiny_llama, tmp_path / "labelled", {**metadata, "sae_labels": str(labels)}
+        tiny_llama,
+        tmp_path / "labelled",
+        {**metadata, "sae_labels": str(labels)},
+        "--log_samples",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path / "labelled")["results"]["introspect_features"]
     assert metric_names(results) == FEATURE_METRICS
     assert 0.0 <= results["judge_score,none"] <= 1.0
+    # the judge's prompts and ratings are logged beside each sample, and give its score
+    samples = [
+        json.loads(line)
+        for path in (tmp_path / "labelled").rglob("samples_introspect_features_*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert len(samples) == 2
+    for sample in samples:
+        ratings = sample["doc"]["introspect_judge"]
+        description = sample["filtered_resps"][0].strip()
+        if not description:
+            assert ratings == [] and sample["judge_score"] == 0.0
+            continue
+        assert [r["reference"] for r in ratings] == sample["doc"]["labels"]
+        for record in ratings:
+            assert record["reference"] in record["prompt"] and description in record["prompt"]
+            assert record["rating"] == 1 + max(range(5), key=record["p_1_to_5"].__getitem__)
+        best = max(r["rating"] for r in ratings)
+        assert sample["judge_score"] == (best - 1) / 4
     assert -1.0 <= results["simulation_r,none"] <= 1.0
     done = lm_eval_features(tiny_llama, tmp_path / "bare", metadata)
     assert done.returncode == 0, done.stderr[-3000:]

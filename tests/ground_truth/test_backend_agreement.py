@@ -17,9 +17,11 @@ import math
 import pytest
 import torch
 from decisions import assert_margins, assert_rows_match, record
+from sae_helpers import random_sae
 from tiny_models import make_model, make_tokenizer
 
 from ground_truth import bundled
+from ground_truth.sae_format import save_sae
 from ground_truth.subject import LoadedModel, ModelSpec, load_model
 from harness_plugins.explanation import ReferenceContext
 from harness_plugins.options import resolve_options
@@ -196,3 +198,17 @@ def test_tiny_models_agree(
 def test_smollm2_agrees(backend_name, type_name, overrides, count):
     loaded = load_model(ModelSpec(bundled.SMOLLM2_ALIAS), get_registry().model_aliases)
     compare(loaded, backend_name, type_name, overrides, count)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.usefixtures("own_cache")
+def test_sae_features_agree(tiny, backend_name, tmp_path):
+    """SAE features (an sae-lens folder): the activations behind the exemplars and the
+    frequency ranking that picks the features are the same under every backend."""
+    folder = tmp_path / "sae"
+    width = tiny.model.config.hidden_size
+    save_sae(folder, random_sae(d_in=width, d_sae=16, hook="blocks.1.hook_resid_post"))
+    overrides = {"source": "sae", "sae": str(folder), "sae_top_k": 4, "exemplars": 2}
+    hf_logits, logits = compare(tiny, backend_name, "features", overrides, 3)
+    if hf_logits.rows.numel():
+        assert_rows_match(logits.rows, hf_logits.rows, f"sae features under {backend_name}")
