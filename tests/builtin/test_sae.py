@@ -209,7 +209,8 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
         for path in (tmp_path / "labelled").rglob("samples_introspect_features_*.jsonl")
         for line in path.read_text().splitlines()
     ]
-    assert len(samples) == 2
+    summary = results_of(tmp_path / "labelled")
+    assert len(samples) == summary["n-samples"]["introspect_features"]["effective"] >= 1
     for sample in samples:
         ratings = sample["doc"]["introspect_judge"]
         description = sample["filtered_resps"][0].strip()
