@@ -49,11 +49,7 @@ from benchmarks.bench_support import (
 )
 from ground_truth.backends.hf import HFBackend, find_decoder_layers
 from ground_truth.subject import ModelSpec, load_model
-from harness_plugins.builtin.activation_patching import (
-    ANSWER_PREFIX,
-    ActivationPatching,
-    subject_last_token,
-)
+from harness_plugins.builtin.activation_patching import ActivationPatching, patching_prompts
 from harness_plugins.builtin.input_ablation import ANSWER_PREFIX as ABLATION_PREFIX
 from harness_plugins.builtin.input_ablation import InputAblation, question_block
 from harness_plugins.explanation import ReferenceContext
@@ -91,22 +87,7 @@ def patching_cases(
     """The questions and, per case, the (ids, subject position) of donor and clean prompt."""
     patching = ActivationPatching()
     questions = patching.questions(options).select(range(count))
-    donors, cleans = [], []
-    for doc in questions:
-        cleans.append(
-            subject_last_token(
-                tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
-            )
-        )
-        donors.append(
-            subject_last_token(
-                tokenizer,
-                doc["counterfactual_prompt"],
-                doc["choices"],
-                doc["counterfactual_span"],
-                ANSWER_PREFIX,
-            )
-        )
+    cleans, donors = patching_prompts(tokenizer, questions)
     return questions, donors, cleans
 
 

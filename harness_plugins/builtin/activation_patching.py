@@ -83,6 +83,30 @@ def subject_last_token(
     raise IntrospectError(f"activation_patching: no token ends the subject {subject!r}")
 
 
+def patching_prompts(
+    tokenizer: Any, questions: Any
+) -> tuple[list[tuple[list[int], int]], list[tuple[list[int], int]]]:
+    """(clean prompts, counterfactual prompts) of the questions, each as (token ids, index
+    of the token that ends its subject): where the patch is written and read."""
+    originals, counterfactuals = [], []
+    for doc in questions:
+        originals.append(
+            subject_last_token(
+                tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
+            )
+        )
+        counterfactuals.append(
+            subject_last_token(
+                tokenizer,
+                doc["counterfactual_prompt"],
+                doc["choices"],
+                doc["counterfactual_span"],
+                ANSWER_PREFIX,
+            )
+        )
+    return originals, counterfactuals
+
+
 DEFAULT_WINDOW = 8
 
 
@@ -187,22 +211,7 @@ class ActivationPatching(ExplanationType):
         tokenizer = context.subject.tokenizer
         backend = context.backend
         layers = self.window(context.options, backend.n_layers)
-        originals, counterfactuals = [], []
-        for doc in questions:
-            originals.append(
-                subject_last_token(
-                    tokenizer, doc["prompt"], doc["choices"], doc["subject_span"], ANSWER_PREFIX
-                )
-            )
-            counterfactuals.append(
-                subject_last_token(
-                    tokenizer,
-                    doc["counterfactual_prompt"],
-                    doc["choices"],
-                    doc["counterfactual_span"],
-                    ANSWER_PREFIX,
-                )
-            )
+        originals, counterfactuals = patching_prompts(tokenizer, questions)
         reads = [
             Read(site("resid_post", layer), row, position)
             for row, (_, position) in enumerate(counterfactuals)
