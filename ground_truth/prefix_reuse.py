@@ -120,21 +120,47 @@ class PrefixCache:
         self.mask = self.mask[index]
 
 
+def _padded(
+    backend: BatchedBackend, rows: Sequence[Sequence[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and mask of ``rows`` (an empty row is all padding, masked)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), backend.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return ids.to(backend.device), mask.to(backend.device)
+
+
 def run_prefixes(backend: BatchedBackend, prefixes: Sequence[Sequence[int]]) -> PrefixCache | None:
-    """One left-padded pass over ``prefixes`` (an empty one is all padding, masked) that
-    keeps its KV cache; None when every prefix is empty."""
+    """One pass over ``prefixes`` that keeps its KV cache; None when every prefix is empty.
+
+    Tokens that every prefix starts with (a chat template, at least `MIN_SHARED_PREFIX`)
+    run once, in one row repeated for all; the rest of each prefix then runs, left-padded,
+    on top of it (so a batch's template is computed once, not once per row or group).
+    """
     width = max((len(p) for p in prefixes), default=0)
     if width == 0:
         return None
-    ids = torch.full((len(prefixes), width), backend.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
-    for i, prefix in enumerate(prefixes):
-        if prefix:
-            ids[i, width - len(prefix) :] = torch.as_tensor(list(prefix), dtype=torch.long)
-            mask[i, width - len(prefix) :] = 1
-    ids, mask = ids.to(backend.device), mask.to(backend.device)
+    shared = min(len(p) for p in prefixes)
+    for other in prefixes[1:]:
+        shared = min(shared, common_length(prefixes[0], other))
+    if len(prefixes) < 2 or shared < MIN_SHARED_PREFIX:
+        ids, mask = _padded(backend, prefixes)
+        _, cache = backend.run(ids, mask, None, use_cache=True)
+        return PrefixCache(cache, mask, width)
+    ids, mask = _padded(backend, [prefixes[0][:shared]])
     _, cache = backend.run(ids, mask, None, use_cache=True)
-    return PrefixCache(cache, mask, width)
+    common = PrefixCache(cache, mask, shared)
+    common.select([0] * len(prefixes))
+    if width == shared:
+        return common
+    ids, mask = _padded(backend, [p[shared:] for p in prefixes])
+    mask = torch.cat([common.mask, mask], dim=1)
+    _, cache = backend.run(ids, mask, None, past=common.cache, use_cache=True)
+    return PrefixCache(cache, mask, mask.shape[1])
 
 
 def suffix_pass(

@@ -15,7 +15,7 @@ from decisions import MARGIN, NUMERIC_ERROR, margins
 from tiny_models import make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend
-from ground_truth.prefix_reuse import group_prefixes
+from ground_truth.prefix_reuse import MIN_SHARED_PREFIX, common_length, group_prefixes
 from ground_truth.primitive import InterventionBackend, Read, Write
 from ground_truth.subject import LoadedModel, ModelSpec
 
@@ -229,3 +229,31 @@ def test_input_ablation_references_equal_the_plain_path(tiny_llama, plain_or_reu
         if margins(hinted) > MARGIN and margins(unhinted) > MARGIN:
             for column in ("subject_answer_hinted", "subject_answer_unhinted", "changed", "target"):
                 assert reused[row][column] == plain[row][column], (row, column)
+
+
+def test_a_batch_runs_the_head_all_prefixes_share_once(setup, monkeypatch):
+    """The clean run's prefix pass (tokens before each row's first write) computes the
+    head every row starts with once, then each row's own rest of its prefix."""
+    loaded, sequences = setup
+    rows = sequences[:4]  # HEAD + four different tails
+    reused, plain = backends(loaded, batch_size=4)
+    vector = torch.linspace(-1, 1, plain.d_model)
+    writes = [Write("blocks.0.hook_resid_post", row, -2, vector) for row in range(len(rows))]
+    passes = []
+    original = HFBackend.run
+
+    def counted(self, ids, mask, plan, **kwargs):
+        passes.append(tuple(ids.shape))
+        return original(self, ids, mask, plan, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "run", counted)
+    clean, patched = reused.forward_clean_and_patched(rows, writes=writes)
+    head = min(common_length(rows[0], other) for other in rows[1:])
+    rests = [len(row) - 2 - head for row in rows]
+    assert head >= MIN_SHARED_PREFIX
+    # head once, the rests left-padded, then the clean and patched suffixes (2 tokens each)
+    assert passes == [(1, head), (4, max(rests)), (4, 2), (4, 2)]
+    monkeypatch.setattr(HFBackend, "run", original)
+    plain_clean, plain_patched = plain.forward_clean_and_patched(rows, writes=writes)
+    assert_same(clean.last_logits, plain_clean.last_logits, "clean logits")
+    assert_same(patched.last_logits, plain_patched.last_logits, "patched logits")
