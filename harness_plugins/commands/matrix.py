@@ -173,6 +173,19 @@ def pair_mode(explainer: ModelChoice, subject: ModelChoice) -> str:
     )
 
 
+def reference_metrics(task: str) -> set[str]:
+    """The task's baseline metrics (``unchanged_rate``, the logit lens): read off the
+    references, so the same for every explainer of a subject; a self-minus-cross gap of
+    them is 0 by construction and is not listed."""
+    from harness_plugins.registry import get_registry
+
+    types = get_registry().explanation_types
+    explanation = types.get(task.removeprefix("introspect_"))
+    if explanation is None:
+        return set()
+    return {value for value in explanation.baselines.values() if isinstance(value, str)}
+
+
 def self_cross_gaps(
     cells: Sequence[Cell], documents: Documents | None = None, resamples: int = stats.RESAMPLES
 ) -> list[dict[str, Any]]:
@@ -185,7 +198,7 @@ def self_cross_gaps(
     """
     table: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
     for cell in cells:
-        if cell.value is None:
+        if cell.value is None or cell.metric in reference_metrics(cell.task):
             continue
         entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": {}, "cross": {}})
         entry[cell.mode][cell.explainer] = cell.value

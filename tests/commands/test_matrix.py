@@ -120,3 +120,18 @@ def test_an_adapter_per_subject_resolves_by_the_subject_name():
     assert (
         pair_mode(explainer.for_subject(ModelChoice.parse("e")), ModelChoice.parse("e")) == "self"
     )
+
+
+def test_baseline_metrics_get_no_gap_row():
+    """unchanged_rate describes the references (the same for every explainer of a subject):
+    its gap is 0 by construction, so the gap table leaves it out."""
+    cells = [
+        Cell(e, "m", mode, "introspect_input_ablation", metric, value, 0.01, "ok")
+        for e, mode in (("m", "self"), ("o", "cross"))
+        for metric, value in (
+            ("exact_match", 0.5 if mode == "self" else 0.25),
+            ("unchanged_rate", 0.4),
+        )
+    ]
+    gaps = self_cross_gaps(cells)
+    assert [(g["metric"], g["gap"]) for g in gaps] == [("exact_match", 0.25)]
