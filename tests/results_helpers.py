@@ -11,6 +11,7 @@ FEATURE_METRICS = {
     "mc_chance",
     "judge_score",
     "detection",
+    "fuzzing",
     "simulation_r",
 }
 """What ``introspect_features`` reports when its features have reference labels."""

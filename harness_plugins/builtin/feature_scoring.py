@@ -2,6 +2,11 @@
 
 * ``detection``: given the description, a simulator tells the feature's top-activating
   exemplars from random ones (Yes/No per exemplar): balanced accuracy, as delphi scores it.
+* ``fuzzing``: the simulator sees a top exemplar with tokens marked ``<<like this>>`` and
+  says whether the marked tokens match the description; marked are either the tokens
+  where the feature is most active or as many other tokens of the same text, drawn at
+  random: balanced accuracy, as delphi scores fuzzing. Unlike detection, it asks whether
+  the description says *where* in a text the feature fires.
 * ``simulation_r``: the simulator predicts a 0-10 activation at every token of every
   exemplar from the description, all tokens of an exemplar in one forward pass (the
   "all at once" simulator: the expected value of the number tokens at each slot);
@@ -22,6 +27,14 @@ DETECTION = (
     'A feature of a language model is described as: "{description}".\n'
     "Does this text strongly express that feature?\nText: {text}\nAnswer Yes or No."
 )
+FUZZING = (
+    'A feature of a language model is described as: "{description}".\n'
+    "In the text below, the tokens between << and >> are marked as the ones where the "
+    "feature is active.\nText: {text}\nDo the marked tokens match the description? "
+    "Answer Yes or No."
+)
+MARKED = 3
+"""Tokens marked per exemplar in fuzzing: the most active ones (fewer if fewer are active)."""
 SIMULATE = (
     'A neuron of a language model is described as: "{description}".\n'
     "For each token of the text below, predict how strongly the neuron fires on it, "
@@ -72,6 +85,63 @@ def detection(simulator: Any, description: str, doc: Mapping[str, Any]) -> float
     return balanced_accuracy(says_yes[:top], says_yes[top:])
 
 
+def shown_token(tokenizer: Any, token: str) -> str:
+    """A stored exemplar token as text (another tokenizer's token is shown raw)."""
+    try:
+        return tokenizer.convert_tokens_to_string([token])
+    except (KeyError, TypeError, ValueError):
+        return token
+
+
+def marked_text(tokenizer: Any, tokens: Sequence[str], marked: set[int]) -> str:
+    """The exemplar's text with the tokens at ``marked`` wrapped in << >>."""
+    parts = []
+    for index, token in enumerate(tokens):
+        text = shown_token(tokenizer, token)
+        if index in marked:
+            stripped = text.lstrip()
+            text = f"{text[: len(text) - len(stripped)]}<<{stripped}>>"
+        parts.append(text)
+    return "".join(parts)
+
+
+def fuzzing_marks(activations: Sequence[float], seed: int) -> tuple[set[int], set[int]]:
+    """(the most active positions, as many other positions drawn at random): up to
+    `MARKED` each, only positions where the feature is active count as true marks."""
+    import random
+
+    active = sorted(
+        (i for i, value in enumerate(activations) if value > 0), key=lambda i: -activations[i]
+    )[:MARKED]
+    others = [i for i in range(len(activations)) if i not in active]
+    if not active or not others:
+        return set(), set()
+    false = random.Random(seed).sample(others, min(len(active), len(others)))
+    return set(active), set(false)
+
+
+def fuzzing(simulator: Any, description: str, doc: Mapping[str, Any], seed: int = 0) -> float:
+    """Balanced accuracy of the simulator accepting the truly active tokens marked and
+    rejecting as many random tokens marked, over the feature's top exemplars."""
+    tokenizer = simulator.tokenizer
+    yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
+    right, wrong = [], []
+    for number, exemplar in enumerate(doc["top_exemplars"]):
+        true, false = fuzzing_marks(exemplar["activations"], seed + number)
+        if true:
+            right.append(marked_text(tokenizer, exemplar["tokens"], true))
+            wrong.append(marked_text(tokenizer, exemplar["tokens"], false))
+    if not right:
+        return float("nan")
+    prompts = [
+        _user(tokenizer, FUZZING.format(description=description, text=text))
+        for text in right + wrong
+    ]
+    logits = _last_logits(simulator, prompts)
+    says_yes = (logits[:, yes] >= logits[:, no]).tolist()
+    return balanced_accuracy(says_yes[: len(right)], says_yes[len(right) :])
+
+
 def number_tokens(tokenizer: Any, top: int) -> dict[int, int]:
     """token id -> value for the numbers 0..top that are one token each (``10`` often is not)."""
     found = {}
@@ -93,11 +163,7 @@ def predict_activations(simulator: Any, description: str, tokens: Sequence[str])
     sequence = _user(tokenizer, SIMULATE.format(description=description))
     slots = []
     for token in tokens:
-        try:
-            shown = tokenizer.convert_tokens_to_string([token])
-        except (KeyError, TypeError, ValueError):  # another tokenizer's token: show it raw
-            shown = token
-        shown = shown.replace("\n", "\\n") or " "
+        shown = shown_token(tokenizer, token).replace("\n", "\\n") or " "
         sequence += tokenizer.encode(f"{shown}\t", add_special_tokens=False)
         slots.append(len(sequence) - 1)
         sequence += tokenizer.encode(f"{PLACEHOLDER}\n", add_special_tokens=False)

@@ -6,10 +6,10 @@ it. Scores: ``label_match`` (the description names the reference label),
 ``mc_accuracy`` (the label ranks first by loglikelihood among k candidates),
 ``judge_score`` (a judge rates the description against the reference labels, 1-5),
 ``detection`` (a simulator tells top-activating exemplars from random ones: balanced
-accuracy) and ``simulation_r`` (the simulator predicts per-token activations: calibrated
-Pearson r); the last two need no label (`harness_plugins.builtin.feature_scoring`).
-Features without reference labels (an SAE without a labels file) are scored by those
-two only. Baselines as options: the nearest-neighbour label (``explainer:
+accuracy), ``fuzzing`` (it tells the truly active tokens marked from random ones marked)
+and ``simulation_r`` (the simulator predicts per-token activations: calibrated Pearson
+r); the last three need no label (`harness_plugins.builtin.feature_scoring`). Features
+without reference labels (an SAE without a labels file) are scored by those three only. Baselines as options: the nearest-neighbour label (``explainer:
 nearest_neighbour``) and the untrained "What is the meaning of <rep>?" prompt
 (``prompt: meaning``) at any ``vector_scale``.
 """
@@ -84,7 +84,7 @@ SAE_OPTIONS = (
         None,
         "sae source: reference labels, Neuronpedia export (JSON list of {index, description}) "
         "or {index: description}; 'concepts': label features selective for one built-in "
-        "concept by it; without labels only detection and simulation_r are scored",
+        "concept by it; without labels only detection, fuzzing and simulation_r are scored",
         names_file=True,
     ),
     Option(
@@ -111,12 +111,18 @@ class Features(ExplanationType):
         "mc_chance": Metric(mean),
         "judge_score": Metric(mean),
         "detection": Metric(mean),
+        "fuzzing": Metric(mean),
         "simulation_r": Metric(mean),
     }
-    label_free = ("detection", "simulation_r")
+    label_free = ("detection", "fuzzing", "simulation_r")
     """What features without reference labels are scored by."""
     # chance: one of k candidates; balanced accuracy of a coin; no correlation
-    baselines = {"mc_accuracy": "mc_chance", "detection": 0.5, "simulation_r": 0.0}
+    baselines = {
+        "mc_accuracy": "mc_chance",
+        "detection": 0.5,
+        "fuzzing": 0.5,
+        "simulation_r": 0.0,
+    }
     options = (
         NO_INTERNALS,
         Option(
@@ -169,7 +175,7 @@ class Features(ExplanationType):
         Option(
             "simulation",
             True,
-            "run the simulator's scoring (detection and simulation_r)",
+            "run the simulator's scoring (detection, fuzzing and simulation_r)",
             kind=bool,
             affects_reference=False,
         ),
@@ -340,6 +346,7 @@ class Features(ExplanationType):
         if context is not None and options.get("simulation") and description:
             simulator = context.simulator()
             scores["detection"] = feature_scoring.detection(simulator, description, doc)
+            scores["fuzzing"] = feature_scoring.fuzzing(simulator, description, doc)
             scores["simulation_r"] = feature_scoring.simulation_r(simulator, description, doc)
         if not doc["label"]:
             return {name: scores[name] for name in self.label_free}
@@ -358,13 +365,14 @@ class Features(ExplanationType):
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
         nan = float("nan")
         if not doc["label"]:
-            return {"detection": nan, "simulation_r": nan}
+            return {"detection": nan, "fuzzing": nan, "simulation_r": nan}
         return {
             "label_match": float(label_in(response, doc["label"])),
             "mc_accuracy": nan,
             "mc_chance": 1.0 / len(doc["candidates"]),
             "judge_score": nan,
             "detection": nan,
+            "fuzzing": nan,
             "simulation_r": nan,
         }
 

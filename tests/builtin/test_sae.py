@@ -11,7 +11,13 @@ from results_helpers import FEATURE_METRICS, metric_names, results_of
 from sae_helpers import concept_directions, concept_sae, random_sae
 
 from ground_truth.sae_format import hook_site, load_sae, read_config, save_sae
-from harness_plugins.builtin.feature_scoring import calibrate, calibrated_r, number_tokens
+from harness_plugins.builtin.feature_scoring import (
+    calibrate,
+    calibrated_r,
+    fuzzing_marks,
+    marked_text,
+    number_tokens,
+)
 from harness_plugins.builtin.sae_labels import load_labels
 from harness_plugins.builtin.sae_source import SaeFeatures, concept_labels
 from harness_plugins.errors import IntrospectError
@@ -227,7 +233,7 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     done = lm_eval_features(tiny_llama, tmp_path / "bare", metadata)
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path / "bare")["results"]["introspect_features"]
-    assert metric_names(results) == {"detection", "simulation_r"}
+    assert metric_names(results) == {"detection", "fuzzing", "simulation_r"}
     assert "without reference labels: only label-free scoring" in done.stderr
 
 
@@ -249,3 +255,25 @@ def test_concept_labels_that_label_nothing_fail_clearly(subject, known_sae):
         SaeFeatures().build(
             loaded, backend, options(folder, sae_labels="concepts", sae_top_k=100), wanted=[]
         )
+
+
+def test_fuzzing_marks_the_most_active_tokens_or_as_many_others():
+    activations = [0.0, 3.0, 0.0, 5.0, 1.0, 0.0, 0.0]
+    true, false = fuzzing_marks(activations, seed=0)
+    assert true == {3, 1, 4}  # the three most active
+    assert len(false) == 3 and not false & true
+    assert fuzzing_marks(activations, seed=0) == (true, false)  # seeded
+    assert fuzzing_marks([0.0, 0.0], seed=0) == (set(), set())  # never active: nothing to mark
+    only = fuzzing_marks([0.0, 2.0, 0.0], seed=1)
+    assert only[0] == {1} and len(only[1]) == 1 and 1 not in only[1]
+
+
+def test_marked_text_wraps_the_marked_tokens(subject):
+    loaded, _ = subject
+    tokenizer = loaded.tokenizer
+    tokens = tokenizer.tokenize("the rain fell on the dogs")
+    text = marked_text(tokenizer, tokens, {2})
+    assert text.count("<<") == 1 and text.count(">>") == 1
+    assert text.replace("<<", "").replace(">>", "") == tokenizer.convert_tokens_to_string(tokens)
+    inside = text[text.index("<<") + 2 : text.index(">>")]
+    assert inside == tokenizer.convert_tokens_to_string([tokens[2]]).strip()
