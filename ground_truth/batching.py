@@ -27,11 +27,19 @@ from tqdm.auto import tqdm
 from ground_truth.prefix_reuse import (
     clean_and_patched,
     group_prefixes,
+    left_padded,
     own_positions,
     run_prefixes,
     suffix_pass,
 )
-from ground_truth.primitive import ForwardResult, InterventionBackend, Read, Write, parse_site
+from ground_truth.primitive import (
+    ForwardResult,
+    InterventionBackend,
+    Read,
+    Write,
+    parse_site,
+    sequence_index,
+)
 
 
 class SitePlan:
@@ -137,18 +145,11 @@ class BatchedBackend(InterventionBackend):
 
     def pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Left-padded ids, the attention mask, and each row's padding (its first column)."""
-        width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        offsets = []
-        for i, row in enumerate(rows):
-            if len(row) == 0:
-                raise ValueError("cannot run an empty token sequence")
-            offset = width - len(row)
-            ids[i, offset:] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[i, offset:] = 1
-            offsets.append(offset)
-        return ids.to(self.device), mask.to(self.device), offsets
+        if any(len(row) == 0 for row in rows):
+            raise ValueError("cannot run an empty token sequence")
+        ids, mask = left_padded(rows, self.pad_id, self.device)
+        width = ids.shape[1]
+        return ids, mask, [width - len(row) for row in rows]
 
     def plan(
         self,
@@ -166,12 +167,7 @@ class BatchedBackend(InterventionBackend):
         where = {row: i for i, row in enumerate(batch)}
 
         def column(row: int, position: int, what: str) -> int:
-            length = lengths[row]
-            index = position + length if position < 0 else position
-            if not 0 <= index < length:
-                raise ValueError(
-                    f"{what}: position {position} outside sequence {row} of length {length}"
-                )
+            index = sequence_index(position, lengths[row], row, what)
             start = starts[where[row]] if starts else 0
             if index < start:  # a bug of the caller: that position ran in the prefix pass
                 raise ValueError(f"{what}: position {position} of sequence {row} is in its prefix")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ground_truth.primitive import ForwardResult, Read, Write
+from ground_truth.primitive import ForwardResult, Read, Write, sequence_index
 
 if TYPE_CHECKING:
     from ground_truth.batching import BatchedBackend, SitePlan
@@ -56,16 +56,17 @@ def own_positions(
     write or a scored token; at most its last token, whose logits are the result)."""
     where = {row: i for i, row in enumerate(batch)}
     limits = [len(sequences[row]) - 1 for row in batch]
-    for item in (*reads, *writes):
-        i = where.get(item.row)
-        if i is None:
-            continue
-        if item.position is None:  # a read of the whole sequence
-            limits[i] = 0
-            continue
-        length = len(sequences[item.row])
-        position = item.position + length if item.position < 0 else item.position
-        limits[i] = max(0, min(limits[i], position))
+    for what, items in (("read", reads), ("write", writes)):
+        for item in items:
+            i = where.get(item.row)
+            if i is None:
+                continue
+            if item.position is None:  # a read of the whole sequence
+                limits[i] = 0
+                continue
+            length = len(sequences[item.row])
+            position = sequence_index(item.position, length, item.row, what)
+            limits[i] = min(limits[i], position)
     if score_from:
         limits = [min(limit, score_from[row] - 1) for limit, row in zip(limits, batch, strict=True)]
     return limits
@@ -111,7 +112,6 @@ class PrefixCache:
 
     cache: Any
     mask: torch.Tensor
-    width: int
 
     def select(self, rows: Sequence[int]) -> None:
         """Keep (or repeat) these cache rows: one per member of each prefix's group."""
@@ -120,18 +120,31 @@ class PrefixCache:
         self.mask = self.mask[index]
 
 
-def _padded(
-    backend: BatchedBackend, rows: Sequence[Sequence[int]]
+def left_padded(
+    rows: Sequence[Sequence[int]], pad_id: int, device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded ids and mask of ``rows`` (an empty row is all padding, masked)."""
+    """Left-padded ids and attention mask of ``rows`` (an empty row is all padding, masked)."""
     width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), backend.pad_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         if row:
             ids[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
             mask[i, width - len(row) :] = 1
-    return ids.to(backend.device), mask.to(backend.device)
+    return ids.to(device), mask.to(device)
+
+
+def _extend(
+    backend: BatchedBackend, rows: Sequence[Sequence[int]], base: PrefixCache | None
+) -> PrefixCache:
+    """The cache of ``rows``, left-padded, run on top of ``base`` (row i on its row i)."""
+    ids, mask = left_padded(rows, backend.pad_id, backend.device)
+    if base is not None:
+        mask = torch.cat([base.mask, mask], dim=1)
+    _, cache = backend.run(
+        ids, mask, None, past=base.cache if base is not None else None, use_cache=True
+    )
+    return PrefixCache(cache, mask)
 
 
 def run_prefixes(backend: BatchedBackend, prefixes: Sequence[Sequence[int]]) -> PrefixCache | None:
@@ -141,26 +154,17 @@ def run_prefixes(backend: BatchedBackend, prefixes: Sequence[Sequence[int]]) -> 
     run once, in one row repeated for all; the rest of each prefix then runs, left-padded,
     on top of it (so a batch's template is computed once, not once per row or group).
     """
-    width = max((len(p) for p in prefixes), default=0)
-    if width == 0:
+    if not any(prefixes):
         return None
     shared = min(len(p) for p in prefixes)
     for other in prefixes[1:]:
         shared = min(shared, common_length(prefixes[0], other))
     if len(prefixes) < 2 or shared < MIN_SHARED_PREFIX:
-        ids, mask = _padded(backend, prefixes)
-        _, cache = backend.run(ids, mask, None, use_cache=True)
-        return PrefixCache(cache, mask, width)
-    ids, mask = _padded(backend, [prefixes[0][:shared]])
-    _, cache = backend.run(ids, mask, None, use_cache=True)
-    common = PrefixCache(cache, mask, shared)
+        return _extend(backend, prefixes, None)
+    common = _extend(backend, [prefixes[0][:shared]], None)
     common.select([0] * len(prefixes))
-    if width == shared:
-        return common
-    ids, mask = _padded(backend, [p[shared:] for p in prefixes])
-    mask = torch.cat([common.mask, mask], dim=1)
-    _, cache = backend.run(ids, mask, None, past=common.cache, use_cache=True)
-    return PrefixCache(cache, mask, mask.shape[1])
+    rests = [p[shared:] for p in prefixes]
+    return _extend(backend, rests, common) if any(rests) else common
 
 
 def suffix_pass(

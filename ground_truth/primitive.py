@@ -25,6 +25,15 @@ import torch
 from ground_truth.sites import parse_site, site  # noqa: F401  (re-exported: backends import them from here)
 
 
+def sequence_index(position: int, length: int, row: int, what: str) -> int:
+    """The index ``position`` names in a sequence of ``length`` tokens (negative: from its
+    end); a position outside the sequence raises, naming ``what`` and the row."""
+    index = position + length if position < 0 else position
+    if not 0 <= index < length:
+        raise ValueError(f"{what}: position {position} outside sequence {row} of length {length}")
+    return index
+
+
 @dataclass(frozen=True)
 class Write:
     """Put ``vector`` into the residual stream of sequence ``row`` at ``site``/``position``.
@@ -131,12 +140,7 @@ class InterventionBackend(ABC):
             length = len(sequences[item.row])
             index = None
             if item.position is not None:
-                index = item.position + length if item.position < 0 else item.position
-                if not 0 <= index < length:
-                    raise ValueError(
-                        f"read: position {item.position} outside sequence {item.row} of "
-                        f"length {length}"
-                    )
+                index = sequence_index(item.position, length, item.row, "read")
             ends[item.row] = max(ends[item.row], length if index is None else index + 1)
             where.append(index)
         keep = [row for row in range(len(sequences)) if ends[row]]

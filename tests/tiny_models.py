@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -104,3 +105,12 @@ def save_tiny_model(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def loaded_tiny(arch: str) -> Any:
+    """A tiny model of ``arch`` ('gpt2' or 'llama') with its tokenizer, as the backends take
+    it (a `LoadedModel` named ``tiny-<arch>``), without saving it to disk."""
+    from ground_truth.subject import LoadedModel, ModelSpec
+
+    tokenizer = make_tokenizer()
+    return LoadedModel(ModelSpec(f"tiny-{arch}"), make_model(arch, tokenizer), tokenizer)

@@ -70,19 +70,23 @@ def _last_logits(model: Any, prompts: list[list[int]]) -> Any:
     return HFBackend(model, batch_size=len(prompts), progress=False).forward(prompts).last_logits
 
 
-def detection(simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
-    """Balanced accuracy of the simulator telling top exemplars from random ones."""
+def says_yes(simulator: Any, questions: Sequence[str]) -> list[bool]:
+    """Whether the simulator's next token after each question (a user turn) is more
+    likely "Yes" than "No"."""
     tokenizer = simulator.tokenizer
     yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
+    logits = _last_logits(simulator, [_user(tokenizer, question) for question in questions])
+    return (logits[:, yes] >= logits[:, no]).tolist()
+
+
+def detection(simulator: Any, description: str, doc: Mapping[str, Any]) -> float:
+    """Balanced accuracy of the simulator telling top exemplars from random ones."""
     exemplars = [*doc["top_exemplars"], *doc["random_exemplars"]]
-    prompts = [
-        _user(tokenizer, DETECTION.format(description=description, text=e["text"]))
-        for e in exemplars
-    ]
-    logits = _last_logits(simulator, prompts)
-    says_yes = (logits[:, yes] >= logits[:, no]).tolist()
+    votes = says_yes(
+        simulator, [DETECTION.format(description=description, text=e["text"]) for e in exemplars]
+    )
     top = len(doc["top_exemplars"])
-    return balanced_accuracy(says_yes[:top], says_yes[top:])
+    return balanced_accuracy(votes[:top], votes[top:])
 
 
 def shown_token(tokenizer: Any, token: str) -> str:
@@ -124,7 +128,6 @@ def fuzzing(simulator: Any, description: str, doc: Mapping[str, Any], seed: int 
     """Balanced accuracy of the simulator accepting the truly active tokens marked and
     rejecting as many random tokens marked, over the feature's top exemplars."""
     tokenizer = simulator.tokenizer
-    yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
     right, wrong = [], []
     for number, exemplar in enumerate(doc["top_exemplars"]):
         true, false = fuzzing_marks(exemplar["activations"], seed + number)
@@ -133,13 +136,10 @@ def fuzzing(simulator: Any, description: str, doc: Mapping[str, Any], seed: int 
             wrong.append(marked_text(tokenizer, exemplar["tokens"], false))
     if not right:
         return float("nan")
-    prompts = [
-        _user(tokenizer, FUZZING.format(description=description, text=text))
-        for text in right + wrong
-    ]
-    logits = _last_logits(simulator, prompts)
-    says_yes = (logits[:, yes] >= logits[:, no]).tolist()
-    return balanced_accuracy(says_yes[: len(right)], says_yes[len(right) :])
+    votes = says_yes(
+        simulator, [FUZZING.format(description=description, text=t) for t in right + wrong]
+    )
+    return balanced_accuracy(votes[: len(right)], votes[len(right) :])
 
 
 def number_tokens(tokenizer: Any, top: int) -> dict[int, int]:

@@ -9,9 +9,10 @@ it. Scores: ``label_match`` (the description names the reference label),
 accuracy), ``fuzzing`` (it tells the truly active tokens marked from random ones marked)
 and ``simulation_r`` (the simulator predicts per-token activations: calibrated Pearson
 r); the last three need no label (`harness_plugins.builtin.feature_scoring`). Features
-without reference labels (an SAE without a labels file) are scored by those three only. Baselines as options: the nearest-neighbour label (``explainer:
-nearest_neighbour``) and the untrained "What is the meaning of <rep>?" prompt
-(``prompt: meaning``) at any ``vector_scale``.
+without reference labels (an SAE without a labels file) are scored by those three only.
+Baselines as options: the nearest-neighbour label (``explainer: nearest_neighbour``) and
+the untrained "What is the meaning of <rep>?" prompt (``prompt: meaning``) at any
+``vector_scale``.
 """
 
 from __future__ import annotations

@@ -197,8 +197,9 @@ def self_cross_gaps(
     p-value and number of shared documents (None where they cannot be computed).
     """
     table: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
+    baselines = {task: reference_metrics(task) for task in {cell.task for cell in cells}}
     for cell in cells:
-        if cell.value is None or cell.metric in reference_metrics(cell.task):
+        if cell.value is None or cell.metric in baselines[cell.task]:
             continue
         entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": {}, "cross": {}})
         entry[cell.mode][cell.explainer] = cell.value

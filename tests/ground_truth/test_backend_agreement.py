@@ -18,7 +18,7 @@ import pytest
 import torch
 from decisions import assert_margins, assert_rows_match, record
 from sae_helpers import random_sae
-from tiny_models import make_model, make_tokenizer
+from tiny_models import loaded_tiny
 
 from ground_truth import bundled
 from ground_truth.sae_format import save_sae
@@ -142,10 +142,7 @@ def own_cache(monkeypatch, tmp_path):
 
 @pytest.fixture(params=["gpt2", "llama"], scope="module")
 def tiny(request):
-    tokenizer = make_tokenizer()
-    return LoadedModel(
-        ModelSpec(f"tiny-{request.param}"), make_model(request.param, tokenizer), tokenizer
-    )
+    return loaded_tiny(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ import re
 import pytest
 import torch
 from decisions import assert_margins, assert_rows_match, record
-from tiny_models import make_model, make_tokenizer
+from tiny_models import loaded_tiny
 
 from ground_truth.backends.hf import HFBackend, find_decoder_layers
 from ground_truth.primitive import Read, Write, parse_site
-from ground_truth.subject import LoadedModel, ModelSpec
 
 TEXTS = [
     "What is the capital of France? The answer is",
@@ -29,9 +28,8 @@ TEXTS = [
 
 @pytest.fixture(params=["gpt2", "llama"], scope="module")
 def setup(request):
-    tokenizer = make_tokenizer()
-    model = make_model(request.param, tokenizer)
-    loaded = LoadedModel(ModelSpec(f"tiny-{request.param}"), model, tokenizer)
+    loaded = loaded_tiny(request.param)
+    tokenizer = loaded.tokenizer
     sequences = [tokenizer(text)["input_ids"] for text in TEXTS]
     return loaded, sequences
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from decisions import assert_margins, assert_rows_match, record
-from tiny_models import make_model, make_tokenizer
+from tiny_models import loaded_tiny, make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.backends.transformer_lens import TransformerLensBackend
@@ -41,9 +41,8 @@ def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 
 @pytest.fixture(params=["gpt2", "llama"], scope="module")
 def setup(request):
-    tokenizer = make_tokenizer()
-    model = make_model(request.param, tokenizer)
-    loaded = LoadedModel(ModelSpec(f"tiny-{request.param}"), model, tokenizer)
+    loaded = loaded_tiny(request.param)
+    tokenizer = loaded.tokenizer
     sequences = [tokenizer(text)["input_ids"] for text in TEXTS]
     tl = TransformerLensBackend(loaded, batch_size=4, progress=False)
     hf = HFBackend(loaded, batch_size=4, progress=False)

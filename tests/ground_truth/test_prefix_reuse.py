@@ -12,12 +12,11 @@ import random
 import pytest
 import torch
 from decisions import MARGIN, NUMERIC_ERROR, margins
-from tiny_models import make_model, make_tokenizer
+from tiny_models import loaded_tiny
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.prefix_reuse import MIN_SHARED_PREFIX, common_length, group_prefixes
 from ground_truth.primitive import InterventionBackend, Read, Write
-from ground_truth.subject import LoadedModel, ModelSpec
 
 TOLERANCE = NUMERIC_ERROR  # measured here: up to 9e-8
 
@@ -34,9 +33,8 @@ TAILS = [
 
 @pytest.fixture(params=["gpt2", "llama"], scope="module")
 def setup(request):
-    tokenizer = make_tokenizer()
-    model = make_model(request.param, tokenizer)
-    loaded = LoadedModel(ModelSpec(f"tiny-{request.param}"), model, tokenizer)
+    loaded = loaded_tiny(request.param)
+    tokenizer = loaded.tokenizer
     sequences = [tokenizer(HEAD + tail)["input_ids"] for tail in TAILS]
     sequences.append(tokenizer("How many centimeters are in a meter?")["input_ids"])
     return loaded, sequences
