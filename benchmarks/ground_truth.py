@@ -49,9 +49,9 @@ from benchmarks.bench_support import (
 )
 from ground_truth.backends.hf import HFBackend, find_decoder_layers
 from ground_truth.subject import ModelSpec, load_model
-from harness_plugins.builtin.activation_patching import ActivationPatching, patching_prompts
-from harness_plugins.builtin.input_ablation import ANSWER_PREFIX as ABLATION_PREFIX
-from harness_plugins.builtin.input_ablation import InputAblation, question_block
+from harness_plugins.builtin.causal.activation_patching import ActivationPatching, patching_prompts
+from harness_plugins.builtin.causal.input_ablation import ANSWER_PREFIX as ABLATION_PREFIX
+from harness_plugins.builtin.causal.input_ablation import InputAblation, question_block
 from harness_plugins.explanation import ReferenceContext
 from harness_plugins.options import resolve_options
 from harness_plugins.prompts.chat import encode_prompt

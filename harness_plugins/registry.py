@@ -36,17 +36,15 @@ PLUGINS_ENV = "INTROSPECT_PLUGINS"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 BUILTIN_PLUGINS = (
-    "harness_plugins.builtin.backends",
-    "harness_plugins.builtin.transformer_lens_backend",
-    "harness_plugins.builtin.model_aliases",
-    "harness_plugins.builtin.input_ablation",
+    "harness_plugins.builtin.registration",
+    "harness_plugins.builtin.causal.input_ablation",
     "harness_plugins.builtin.preferences",
-    "harness_plugins.builtin.feature_sources",
-    "harness_plugins.builtin.sae_source",
-    "harness_plugins.builtin.features",
-    "harness_plugins.builtin.activation_patching",
+    "harness_plugins.builtin.features.sources",
+    "harness_plugins.builtin.features.sae_source",
+    "harness_plugins.builtin.features.features",
+    "harness_plugins.builtin.causal.activation_patching",
     "harness_plugins.builtin.patchscopes",
-    "harness_plugins.builtin.injected_thoughts",
+    "harness_plugins.builtin.injected_thoughts.injected_thoughts",
 )
 
 

@@ -49,7 +49,7 @@ def concept_sae(folder: Path, directions: dict[str, torch.Tensor], layer: int) -
 
 def concept_directions(subject: Any, backend: Any, layer: int) -> dict[str, torch.Tensor]:
     """The built-in concept directions of a loaded subject at ``layer`` (the concepts source)."""
-    from harness_plugins.builtin.feature_sources import ConceptDirections
+    from harness_plugins.builtin.features.sources import ConceptDirections
 
     options = {"layer": layer, "concepts": None, "exemplars": 1, "seed": 0}
     built = ConceptDirections().build(subject, backend, options, wanted=[])

@@ -56,7 +56,7 @@ def test_builtins_register_through_the_hooks(installed):
     records = {p.name: p for p in registry.plugins}
     assert records["input_ablation"].source.startswith("built-in")
     assert records["input_ablation"].registered == {"explanation types": ["input_ablation"]}
-    assert records["backends"].registered == {"backends": ["hf"]}
+    assert records["registration"].registered["backends"] == ["hf", "transformer_lens"]
 
 
 def test_third_party_plugin_registers_a_backend_and_an_alias(installed):
@@ -129,7 +129,7 @@ def test_a_conflicting_registration_keeps_the_first_and_names_both(installed, ca
     with caplog.at_level(logging.WARNING, logger="introspect"):
         registry = plugins.get_registry()
     assert registry.backends["hf"] is not object
-    assert any("already registered by 'backends'" in r.getMessage() for r in caplog.records)
+    assert any("already registered by 'registration'" in r.getMessage() for r in caplog.records)
 
 
 def test_invalid_type_names_are_rejected(installed, caplog):
@@ -175,7 +175,7 @@ def test_introspect_plugins_lists_sources_registrations_and_errors(installed, ca
     installed.append(FakeEntryPoint("broken", broken))
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "input_ablation  [built-in (harness_plugins.builtin.input_ablation)]" in out
+    assert "input_ablation  [built-in (harness_plugins.builtin.causal.input_ablation)]" in out
     assert "explanation types: input_ablation" in out
     assert "broken  [fake-broken 9.9 (entry point broken = fake_broken)]" in out
     assert "error: failed to load: ImportError: nope" in out

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.builtin.injection_grader import SYNONYMS, grade
+from harness_plugins.builtin.injected_thoughts.grader import SYNONYMS, grade
 from harness_plugins.commands.common import table
 from harness_plugins.errors import IntrospectError
 

@@ -66,7 +66,7 @@ def _spec(name: str, peft: str | None) -> Any:
 
 
 def cmd_train_instill(args: argparse.Namespace) -> int:
-    from harness_plugins.builtin.preferences.training import instill
+    from harness_plugins.training.preferences import instill
 
     manifest = instill(
         _spec(args.subject, None),
@@ -92,7 +92,7 @@ def cmd_train_instill(args: argparse.Namespace) -> int:
 
 
 def cmd_train_report(args: argparse.Namespace) -> int:
-    from harness_plugins.builtin.preferences.training import train_reports
+    from harness_plugins.training.preferences import train_reports
 
     metadata = {
         **metadata_option(args.metadata),

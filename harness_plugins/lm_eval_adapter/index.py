@@ -34,7 +34,7 @@ def task_config_dir() -> Path:
 
 def register_model() -> None:
     """Register ``--model introspect`` lazily, after lm-eval's own models."""
-    import lm_eval.models  # noqa: F401  (see harness_plugins/lm_eval_model.py for why)
+    import lm_eval.models  # noqa: F401  (registering first would hide `--model hf`: lm-eval imports its models lazily only when its registry is empty)
     from lm_eval.api.registry import model_registry
 
     if MODEL_NAME not in model_registry:

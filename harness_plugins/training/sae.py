@@ -3,7 +3,7 @@
 ReLU SAE (sae-lens' ``standard`` architecture), loss = squared reconstruction error +
 ``l1`` x sum of feature activations weighted by decoder-row norms, Adam. Activations are
 the subject's residual stream at one block, read through the backend primitive over the
-corpus `harness_plugins.builtin.sae_corpus` serves (built-in sentences by default; the
+corpus `harness_plugins.banks.sae_corpus` serves (built-in sentences by default; the
 first token of every window, an attention sink with an outsized norm, is left out).
 Inputs are scaled to mean norm sqrt(d_in) while training and the scale is folded back
 into the saved weights, so the saved SAE reads raw residuals. Saved in sae-lens' layout
@@ -40,7 +40,7 @@ class SaeTrainingConfig:
 def _activations(subject: Any, backend: Any, at: str, config: SaeTrainingConfig) -> Any:
     import torch
 
-    from harness_plugins.builtin.sae_corpus import corpus_texts, read_windows, token_windows
+    from harness_plugins.banks.sae_corpus import corpus_texts, read_windows, token_windows
 
     windows = token_windows(corpus_texts(config.corpus), subject.tokenizer, config.window)
     residuals = read_windows(subject, backend, at, windows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny_models import make_tokenizer
 
-from harness_plugins.builtin.activation_patching import (
+from harness_plugins.builtin.causal.activation_patching import (
     ANSWER_PREFIX,
     subject_last_token,
     subject_span,
@@ -48,7 +48,7 @@ def test_subject_token_is_in_the_prompt_not_in_a_choice(chat, template, subject,
 
 
 def test_activation_patching_questions_record_the_subject_span():
-    from harness_plugins.builtin.activation_patching import ActivationPatching
+    from harness_plugins.builtin.causal.activation_patching import ActivationPatching
     from harness_plugins.options import resolve_options
 
     kind = ActivationPatching()

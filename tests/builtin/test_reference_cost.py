@@ -130,7 +130,7 @@ def test_injected_thoughts_read_every_swept_layer_in_one_pass_over_the_pool(
 
 def test_sites_read_together_equal_sites_read_alone(tiny_llama, counted, monkeypatch, tmp_path):
     from ground_truth.sites import site
-    from harness_plugins.builtin.feature_sources import _Pool, _read_pool, read_pool_sites
+    from harness_plugins.builtin.features.sources import _Pool, _read_pool, read_pool_sites
 
     pipeline = ReferencePipeline("features", {"pretrained": str(tiny_llama)}, model_arguments=[])
     subject = pipeline.subject_model()
@@ -148,7 +148,7 @@ def test_sites_read_together_equal_sites_read_alone(tiny_llama, counted, monkeyp
 
 def patching_sequences(pipeline, docs):
     """The clean (with the patched position) and donor (with the read position) token ids."""
-    from harness_plugins.builtin.activation_patching import ANSWER_PREFIX, subject_last_token
+    from harness_plugins.builtin.causal.activation_patching import ANSWER_PREFIX, subject_last_token
 
     tokenizer = pipeline.subject_model().tokenizer
     clean = [
@@ -197,7 +197,7 @@ def test_input_ablation_runs_each_question_once_up_to_the_hint(tiny_llama, count
     prefix they share runs once, then both rests, the shorter one left-padded to the longer.
     That padding is all above the minimal count (shared + both rests)."""
     from ground_truth.prefix_reuse import MIN_SHARED_PREFIX, common_length
-    from harness_plugins.builtin.input_ablation import ANSWER_PREFIX, InputAblation
+    from harness_plugins.builtin.causal.input_ablation import ANSWER_PREFIX, InputAblation
     from harness_plugins.prompts.chat import encode_prompt
 
     counts, docs = build(tiny_llama, "input_ablation", 6, counted, gt_batch_size=2)

@@ -12,11 +12,11 @@ from decisions import assert_margins
 from results_helpers import FEATURE_METRICS, metric_names, results_of
 
 from ground_truth.primitive import Read, Write
-from harness_plugins.builtin.activation_patching import (
+from harness_plugins.builtin.causal.activation_patching import (
     ANSWER_PREFIX,
     subject_last_token,
 )
-from harness_plugins.builtin.features import balanced_accuracy, label_in
+from harness_plugins.builtin.features.features import balanced_accuracy, label_in
 from harness_plugins.builtin.patchscopes.common import parse_layers
 from harness_plugins.builtin.patchscopes.next_token import PatchscopeNextToken
 from harness_plugins.errors import IntrospectError

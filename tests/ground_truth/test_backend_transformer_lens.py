@@ -213,10 +213,10 @@ def test_peft_subject_runs_merged_and_stays_unmerged():
 
 
 def test_the_plugin_registers_the_backend(setup):
-    from harness_plugins.builtin import transformer_lens_backend
+    from harness_plugins.builtin import registration
 
     registered = {}
-    transformer_lens_backend.introspect_register_backends(registered.__setitem__)
+    registration.introspect_register_backends(registered.__setitem__)
     loaded, sequences, _, hf = setup
     backend = registered["transformer_lens"](loaded, batch_size=3, progress=False)
     assert isinstance(backend, TransformerLensBackend)

@@ -10,7 +10,7 @@ from decisions import NUMERIC_ERROR, assert_margins
 from tiny_models import save_tiny_model
 
 from ground_truth import subject as subject_module
-from harness_plugins.builtin.input_ablation import ANSWER_PREFIX, LETTERS, InputAblation
+from harness_plugins.builtin.causal.input_ablation import ANSWER_PREFIX, LETTERS, InputAblation
 from harness_plugins.errors import IntrospectError
 from harness_plugins.lm_eval_adapter.task import IntrospectTask
 from harness_plugins.prompts.chat import encode_prompt

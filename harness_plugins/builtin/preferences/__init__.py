@@ -2,7 +2,7 @@
 
 `weight_reports` is the explanation type; beside it, what only it needs: the decision
 `scenarios` (and their data file), the `weights_fit` estimator of the weights a subject
-actually uses, and `training` (instilling preferences, training reports).
+actually uses (training drivers live in `harness_plugins/training/preferences.py`).
 """
 
 from __future__ import annotations

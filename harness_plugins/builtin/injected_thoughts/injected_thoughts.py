@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ground_truth.sites import site
-from harness_plugins.builtin.injection_grader import SYNONYMS, grade
+from harness_plugins.builtin.injected_thoughts.grader import SYNONYMS, grade
 from harness_plugins.builtin.patchscopes.common import parse_layers
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
@@ -112,7 +112,7 @@ def concept_vectors(
     ``concepts`` feature source computes them (from its cached pool reads), and residual norms."""
     import torch
 
-    from harness_plugins.builtin.feature_sources import _Pool, read_pool_sites
+    from harness_plugins.builtin.features.sources import _Pool, read_pool_sites
 
     pool = _Pool.load(context.options.get("concepts"))
     # the same cached artifacts the features type reads; missing layers read in one pass

@@ -1,4 +1,4 @@
-"""Tests for the decision scenarios (harness_plugins/decision_scenarios.py).
+"""Tests for the decision scenarios (harness_plugins/builtin/preferences/scenarios.py).
 
 Fast and model-free: the built-in file's contents and spread, the JSON round
 trip, the rounding rule, load speed, and one-line errors for every bad input.
@@ -28,7 +28,7 @@ from harness_plugins.builtin.preferences.scenarios import (
 from harness_plugins.errors import IntrospectError
 
 BUILTIN_PATH = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "harness_plugins"
     / "builtin"
     / "preferences"

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ground_truth.sites import site
-from harness_plugins.builtin import causal_verdict
+from harness_plugins.builtin.causal import verdict as causal_verdict
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import NO_INTERNALS, Option

@@ -7,7 +7,7 @@ from tiny_models import make_model, make_tokenizer
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.subject import LoadedModel, ModelSpec
-from harness_plugins.builtin.injected_thoughts import QUESTION, best_cell, cell
+from harness_plugins.builtin.injected_thoughts.injected_thoughts import QUESTION, best_cell, cell
 from harness_plugins.explanation import ReferenceContext
 from harness_plugins.options import resolve_options
 from harness_plugins.prompts import vectors

@@ -1,7 +1,7 @@
 """Feature source ``sae``: the features of a sparse autoencoder in sae-lens' folder layout.
 
 A feature's vector is its (unit-length) decoder row, its layer the block of the SAE's
-hook, its exemplars the corpus windows (`harness_plugins.builtin.sae_corpus`) where it
+hook, its exemplars the corpus windows (`harness_plugins.banks.sae_corpus`) where it
 fires most, beside random ones, with its per-token activations. Features are chosen by
 index (option ``sae_features``) or as the ``sae_top_k`` that fire on the most corpus
 tokens. Reference labels come from an optional Neuronpedia-style file (``sae_labels``), or,
@@ -39,7 +39,7 @@ many standard deviations (of its peaks over the corpus) above its mean peak."""
 
 
 def _labels(options: Mapping[str, Any]) -> dict[int, list[str]]:
-    from harness_plugins.builtin.sae_labels import load_labels
+    from harness_plugins.builtin.features.sae_labels import load_labels
 
     if options.get("sae_labels") == CONCEPT_LABELS:
         return {}  # derived from the corpus in `build` (see `concept_labels`)
@@ -113,7 +113,7 @@ class SaeFeatures(FeatureSource):
     ) -> dict[str, Feature]:
         """Every chosen feature's decoder row and label; exemplars for the ``wanted`` ids."""
         from ground_truth.sae_format import hook_site, load_sae
-        from harness_plugins.builtin.sae_corpus import (
+        from harness_plugins.banks.sae_corpus import (
             builtin_owners,
             corpus_texts,
             read_windows,

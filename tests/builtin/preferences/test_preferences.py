@@ -20,13 +20,13 @@ from harness_plugins.builtin.preferences.reports import (
     pearson_r,
 )
 from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
-from harness_plugins.builtin.preferences.training import instill, instill_examples
 from harness_plugins.builtin.preferences.weight_reports import Preferences
 from harness_plugins.builtin.preferences.weights_fit import instilled_choice, instilled_weights
 from harness_plugins.lm_eval_adapter.task import IntrospectTask
 from harness_plugins.prompts.chat import encode_prompt
 from harness_plugins.registry import get_registry, reset_registry
 from harness_plugins.training.lora import TrainingConfig, read_manifest
+from harness_plugins.training.preferences import instill, instill_examples
 
 NAMES = ["price", "distance to work", "rooms", "noise", "light"]
 

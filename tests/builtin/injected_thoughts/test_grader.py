@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness_plugins.builtin.injection_grader import coherent, detects, grade, names
+from harness_plugins.builtin.injected_thoughts.grader import coherent, detects, grade, names
 
 # (answer, concept, detected, identified, coherent)
 EXAMPLES = [

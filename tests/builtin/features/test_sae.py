@@ -11,15 +11,15 @@ from results_helpers import FEATURE_METRICS, metric_names, results_of
 from sae_helpers import concept_directions, concept_sae, random_sae
 
 from ground_truth.sae_format import hook_site, load_sae, read_config, save_sae
-from harness_plugins.builtin.feature_scoring import (
+from harness_plugins.builtin.features.sae_labels import load_labels
+from harness_plugins.builtin.features.sae_source import SaeFeatures, concept_labels
+from harness_plugins.builtin.features.scoring import (
     calibrate,
     calibrated_r,
     fuzzing_marks,
     marked_text,
     number_tokens,
 )
-from harness_plugins.builtin.sae_labels import load_labels
-from harness_plugins.builtin.sae_source import SaeFeatures, concept_labels
 from harness_plugins.errors import IntrospectError
 
 
@@ -152,7 +152,7 @@ def test_top_k_by_frequency_and_unlabelled_features(subject, known_sae):
 
 
 def test_bad_sae_options_fail_before_any_model_loads(tmp_path, known_sae):
-    from harness_plugins.builtin.sae_source import check_options
+    from harness_plugins.builtin.features.sae_source import check_options
 
     (folder, _), _ = known_sae
     with pytest.raises(IntrospectError, match="needs an SAE folder"):

@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from harness_plugins.builtin import causal_verdict
+from harness_plugins.builtin.causal import verdict as causal_verdict
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.options import Option

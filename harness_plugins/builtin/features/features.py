@@ -8,7 +8,7 @@ it. Scores: ``label_match`` (the description names the reference label),
 ``detection`` (a simulator tells top-activating exemplars from random ones: balanced
 accuracy), ``fuzzing`` (it tells the truly active tokens marked from random ones marked)
 and ``simulation_r`` (the simulator predicts per-token activations: calibrated Pearson
-r); the last three need no label (`harness_plugins.builtin.feature_scoring`). Features
+r); the last three need no label (`harness_plugins.builtin.features.scoring`). Features
 without reference labels (an SAE without a labels file) are scored by those three only.
 Baselines as options: the nearest-neighbour label (``explainer: nearest_neighbour``) and
 the untrained "What is the meaning of <rep>?" prompt (``prompt: meaning``) at any
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from harness_plugins.builtin.feature_scoring import balanced_accuracy  # noqa: F401  (re-exported)
+from harness_plugins.builtin.features.scoring import balanced_accuracy  # noqa: F401  (re-exported)
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import NO_INTERNALS, Option
@@ -199,7 +199,7 @@ class Features(ExplanationType):
     def validate(self, options: Mapping[str, Any]) -> None:
         self._source(options)
         if options["source"] == "sae":
-            from harness_plugins.builtin.sae_source import check_options
+            from harness_plugins.builtin.features.sae_source import check_options
 
             check_options(options)
 
@@ -338,7 +338,7 @@ class Features(ExplanationType):
     def score_results(
         self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
     ) -> dict[str, Any]:
-        from harness_plugins.builtin import feature_scoring
+        from harness_plugins.builtin.features import scoring as feature_scoring
 
         options = context.options if context is not None else {}
         use_baseline = options.get("explainer") == "nearest_neighbour"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import f1_score
 
-from harness_plugins.builtin.causal_verdict import (
+from harness_plugins.builtin.causal.verdict import (
     changed_f1,
     parse_verdict,
     score_verdict,
@@ -74,7 +74,7 @@ def test_changed_f1_is_a_corpus_level_f1_with_invalid_answers_as_misses():
 def test_changed_f1_has_a_bootstrapped_stderr_lm_eval_uses():
     from lm_eval import evaluator_utils
 
-    from harness_plugins.builtin.causal_verdict import changed_f1_stderr
+    from harness_plugins.builtin.causal.verdict import changed_f1_stderr
     from harness_plugins.lm_eval_adapter.index import patch_stderr
 
     patch_stderr()
