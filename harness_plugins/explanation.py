@@ -11,6 +11,7 @@ aggregation.
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,28 @@ class Metric:
 
     aggregate: Callable[[list[Any]], float]
     higher_is_better: bool = True
+    stderr: Callable[[list[Any]], float] | None = None
+    """Standard error of ``aggregate`` over the same per-document values, where lm-eval has
+    no closed form for it (it has one for `mean`); the lm-eval adapter hands it to lm-eval."""
+
+    def __post_init__(self) -> None:
+        if self.stderr is not None:
+            _DECLARED_STDERRS[self.aggregate] = self.stderr
+
+
+# aggregate -> its declared stderr: lm-eval asks for a standard error by the aggregation
+# function alone (`stderr_for_metric`), so the adapter looks it up here.
+_DECLARED_STDERRS: weakref.WeakKeyDictionary[Any, Callable[[list[Any]], float]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def declared_stderr(aggregate: Any) -> Callable[[list[Any]], float] | None:
+    """The standard error a `Metric` declared for ``aggregate``, if any."""
+    try:
+        return _DECLARED_STDERRS.get(aggregate)
+    except TypeError:  # not weak-referenceable: nothing declared it
+        return None
 
 
 # lm-eval's own mean: lm-eval recognises it and reports its standard error.
@@ -96,6 +119,16 @@ class ExplanationType(ABC):
     """True when the explainer must be the subject itself (injected thoughts): cross mode is refused."""
     uses_chat: bool = True
     """False for raw text prompts (Patchscopes' target prompts): no chat template then."""
+    writes_answer: bool = True
+    """True when the explainer writes an answer to a question: the run then reports
+    ``top_answer_share`` (`harness_plugins.calibration`). False for Patchscopes."""
+    answer_metrics: Sequence[str] = ()
+    """Metrics that `score` computes from the written answer and the `reference_columns`
+    alone (no model): each gets a constant-answer ceiling, and the control explainers
+    (oracle, shuffled oracle, best constant) can be scored on them."""
+    reference_columns: Sequence[str] = ("target",)
+    """The columns `build_references` adds that define the reference answer; every one must
+    be there when a build returns, and `score` needs no other for `answer_metrics`."""
 
     def all_options(self) -> list[Option]:
         own = {option.name for option in self.options}
@@ -185,6 +218,11 @@ class ExplanationType(ABC):
 
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc["target"])
+
+    def normalise_answer(self, response: str) -> str:
+        """An answer as the type compares it (case and spacing ignored): what
+        ``top_answer_share`` counts as the same answer."""
+        return " ".join((response or "").split()).lower()
 
     def summarize_references(self, docs: Any) -> str:
         """One line about the subject's behaviour on these references, for the log and record."""

@@ -27,6 +27,8 @@ def explanation_mode(explainer: Any, subject: Any) -> str:
 
 def mode_summary(record: Any) -> str:
     """One console line saying which mode ran and on which weights."""
+    if record.mode == "control":
+        return f"mode control: {record.explainer} answers for subject {record.subject}"
     if record.mode == "self":
         through = f" through adapter {record.explainer_adapter}" if record.explainer_adapter else ""
         return f"mode self: {record.subject} explains itself{through}"

@@ -116,6 +116,9 @@ class ReferencePipeline:
         self.explanation.validate(self.options)  # user files too: before the ~45 s model load
         self.explainer_spec, self.subject_spec = model_specs(self.task, self.metadata, self.options)
         self.mode = explanation_mode(self.explainer_spec, self.subject_spec)
+        control = self.metadata.get("control")
+        if control and self.explainer_spec is None:  # a control explainer: no weights at all
+            self.mode = "control"
         if self.mode == "cross" and self.explanation.self_report:
             raise IntrospectError(
                 f"{self.task} is a self-report (vectors go into the subject's own residual "
@@ -128,7 +131,11 @@ class ReferencePipeline:
             explanation_type=self.explanation.name,
             type_version=self.explanation.version,
             subject=self.subject_spec.describe(),
-            explainer=self.explainer_spec.describe() if self.explainer_spec else None,
+            explainer=(
+                self.explainer_spec.describe()
+                if self.explainer_spec
+                else (f"control={control}" if control else None)
+            ),
             options=dict(self.options),
             explainer_adapter=self.explainer_spec.peft if self.explainer_spec else None,
         )
@@ -362,8 +369,8 @@ class ReferencePipeline:
 
     def vector_mapper(self) -> Any:
         """None when subject and explainer are one model; else the fitted subject->explainer maps."""
-        if self.mode == "self" or not self.explanation.needs_vectors:
-            return None
+        if self.explainer_spec is None or self.mode == "self" or not self.explanation.needs_vectors:
+            return None  # no explainer weights (a control explainer): nothing to map into
         if self._mapper is None:
             from harness_plugins.prompts.cross_model import mapper_for
 

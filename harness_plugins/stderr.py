@@ -2,8 +2,8 @@
 
 lm-eval gives ``mean`` its closed form and bootstraps a fixed list of its own functions
 (100,000 times, with scikit-learn: minutes). An introspect aggregation that is neither
-carries ``aggregate.introspect_stderr``, which the lm-eval adapter hands to lm-eval
-(`harness_plugins.lm_eval_adapter.index.patch_stderr`): a bootstrap over documents.
+declares one in its `Metric` (``Metric(aggregate, stderr=...)``), which the lm-eval adapter
+hands to lm-eval (`harness_plugins.lm_eval_adapter.index.patch_stderr`).
 """
 
 from __future__ import annotations
@@ -39,11 +39,29 @@ def document_bootstrap_stderr(
     return float(result.standard_error)
 
 
-def with_bootstrap_stderr(aggregate: Callable[[list[Any]], float]) -> Callable[..., float]:
-    """Mark ``aggregate`` so lm-eval reports a document-bootstrap stderr for it."""
+def bootstrap_stderr(aggregate: Callable[[list[Any]], float]) -> Callable[[list[Any]], float]:
+    """A document-bootstrap standard error for ``aggregate``, to declare as ``Metric.stderr``."""
 
     def stderr(items: Sequence[Any]) -> float:
         return document_bootstrap_stderr(aggregate, items)
 
-    aggregate.introspect_stderr = stderr  # type: ignore[attr-defined]
-    return aggregate
+    return stderr
+
+
+def present(values: Sequence[Any]) -> list[float]:
+    """The values that apply to their document (None marks one outside a stratum)."""
+    return [float(v) for v in values if v is not None]
+
+
+def mean_of_present(values: list[Any]) -> float:
+    """Mean over the documents a stratified metric applies to (nan when none does)."""
+    kept = present(values)
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def mean_of_present_stderr(values: list[Any]) -> float:
+    """Standard error of `mean_of_present`: the sample standard deviation over sqrt(k)."""
+    from scipy.stats import sem
+
+    kept = present(values)
+    return float(sem(kept)) if len(kept) >= 2 else math.nan

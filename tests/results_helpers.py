@@ -14,8 +14,29 @@ FEATURE_METRICS = {
     "fuzzing",
     "simulation_r",
 }
-"""What ``introspect_features`` reports when its features have reference labels."""
-CAUSAL_METRICS = {"exact_match", "content_match", "changed_f1", "valid", "unchanged_rate"}
+"""What ``introspect_features`` scores when its features have reference labels."""
+FEATURE_RUN_METRICS = FEATURE_METRICS | {"top_answer_share", "label_match_constant_ceiling"}
+"""What an ``introspect_features`` run reports: the scores and their calibration."""
+CALIBRATION = {"top_answer_share"}
+"""What every introspect run whose explainer writes an answer reports beside its own metrics."""
+CAUSAL_ANSWER_METRICS = {
+    "exact_match",
+    "content_match",
+    "changed_f1",
+    "unchanged_f1",
+    "macro_f1",
+    "changed_exact_match",
+    "changed_content_match",
+    "unchanged_exact_match",
+    "unchanged_content_match",
+}
+CAUSAL_METRICS = {
+    *CAUSAL_ANSWER_METRICS,
+    "valid",
+    "unchanged_rate",
+    *CALIBRATION,
+    *(f"{m}_constant_ceiling" for m in CAUSAL_ANSWER_METRICS),
+}
 
 
 def results_of(output: Path) -> dict:

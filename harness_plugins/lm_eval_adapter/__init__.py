@@ -6,6 +6,8 @@ knows nothing of lm-eval's Task.
 
 MODEL_NAME = "introspect"
 """``lm_eval --model introspect``."""
+CONTROL_MODEL_NAME = "introspect_control"
+"""``lm_eval --model introspect_control``: the oracle, shuffled-oracle and constant controls."""
 GROUP = "introspect"
 """``lm_eval --tasks introspect``: every explanation type, plugin types included."""
 DATASET_PATH = "introspect"

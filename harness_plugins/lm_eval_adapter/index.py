@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.lm_eval_adapter import DATASET_PATH, GROUP, MODEL_NAME
+from harness_plugins.lm_eval_adapter import CONTROL_MODEL_NAME, DATASET_PATH, GROUP, MODEL_NAME
 
 MODEL_TARGET = "harness_plugins.lm_eval_adapter.model:IntrospectLM"
+CONTROL_MODEL_TARGET = "harness_plugins.lm_eval_adapter.control:ControlLM"
 
 
 def patch_console_table() -> None:
@@ -39,22 +40,26 @@ def register_model() -> None:
 
     if MODEL_NAME not in model_registry:
         model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+    if CONTROL_MODEL_NAME not in model_registry:
+        model_registry.register(CONTROL_MODEL_NAME, target=CONTROL_MODEL_TARGET)
 
 
 def patch_stderr() -> None:
-    """Let an aggregation carry its own standard error (``aggregate.introspect_stderr``).
+    """Let lm-eval use the standard error a `Metric` declares (``Metric.stderr``).
 
     lm-eval knows closed forms for mean and bootstraps a fixed list of functions 100,000
     times; corpus-level introspect metrics (``changed_f1``) bring a vectorised bootstrap.
     """
     from lm_eval import evaluator_utils
 
+    from harness_plugins.explanation import declared_stderr
+
     original = evaluator_utils.stderr_for_metric
     if getattr(original, "_introspect", False):
         return
 
     def stderr_for_metric(metric: Any, bootstrap_iters: int) -> Any:
-        own = getattr(metric, "introspect_stderr", None)
+        own = declared_stderr(metric)
         if own is not None and bootstrap_iters > 0:
             return own
         return original(metric, bootstrap_iters)
@@ -132,6 +137,9 @@ def known_model_arguments() -> set[str] | None:
     """The argument names the evaluated model will take, when it is the introspect model."""
     from harness_plugins.lm_eval_adapter.model import live_model_arguments
 
+    passed = {"batch_size", "max_batch_size", "device"}
+    if _command_line_model.get("model") == CONTROL_MODEL_NAME or control_is_live():
+        return _control_arguments() | passed | set(_command_line_model.get("model_args") or ())
     live = live_model_arguments()
     if live is not None:
         return live
@@ -141,6 +149,19 @@ def known_model_arguments() -> set[str] | None:
             _command_line_model.get("model_args") or ()
         )
     return None
+
+
+def control_is_live() -> bool:
+    import sys
+
+    control = sys.modules.get("harness_plugins.lm_eval_adapter.control")
+    return control is not None and control.live_control()
+
+
+def _control_arguments() -> set[str]:
+    from harness_plugins.lm_eval_adapter.control import ARGUMENTS
+
+    return set(ARGUMENTS)
 
 
 def validate_before_loading(

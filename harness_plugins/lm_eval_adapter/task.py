@@ -21,10 +21,13 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import Task, TaskConfig
 from lm_eval.filters import build_filter_ensemble
 
+from harness_plugins.calibration import calibration_metrics, calibration_values
 from harness_plugins.errors import IntrospectError, install_one_line_errors
 from harness_plugins.explanation import ScoringContext
 from harness_plugins.lm_eval_adapter import DATASET_PATH
 from harness_plugins.lm_eval_adapter.index import (
+    control_is_live,
+    known_model_arguments,
     patch_console_table,
     patch_stderr,
     register_model,
@@ -50,7 +53,6 @@ class IntrospectTask(Task):
     VERSION = None
 
     def __init__(self, config: Mapping[str, Any] | None = None, **_: Any) -> None:
-        from harness_plugins.lm_eval_adapter.model import live_model_arguments
 
         install_one_line_errors()
         config = dict(config or {})
@@ -60,7 +62,7 @@ class IntrospectTask(Task):
         )
         name = config.get("task") or task_name_for(type_name)
         metadata = dict(config.get("metadata") or {})
-        self._known_model_arguments = live_model_arguments()
+        self._known_model_arguments = known_model_arguments()
         self.pipeline = ReferencePipeline(
             type_name, metadata, task=name, known_model_arguments=self._known_model_arguments
         )
@@ -272,7 +274,9 @@ class IntrospectTask(Task):
         # the prompts named are no longer needed.
         if self._vectors is not None:
             self._vectors.clear()
-        return self.explanation.score_results(doc, results, self._scoring_context())
+        scores = self.explanation.score_results(doc, results, self._scoring_context())
+        own = self._own_metrics()
+        return {**scores, **calibration_values(self.explanation, doc, results, own)}
 
     def _scoring_context(self) -> ScoringContext:
         if getattr(self, "_scoring", None) is None:
@@ -285,6 +289,10 @@ class IntrospectTask(Task):
         return self._scoring
 
     def _metrics(self) -> Mapping[str, Any]:
+        own = self._own_metrics()
+        return {**own, **calibration_metrics(self.explanation, own)}
+
+    def _own_metrics(self) -> Mapping[str, Any]:
         docs = self.pipeline.docs
         return self.explanation.metrics_for(docs) if docs is not None else self.explanation.metrics
 
@@ -299,7 +307,7 @@ def require_introspect_model(task: str) -> None:
     """Vector prompts mean nothing to lm-eval's plain HF model: stop before any work."""
     from harness_plugins.lm_eval_adapter.model import live_model_arguments
 
-    if live_model_arguments() is None:
+    if live_model_arguments() is None and not control_is_live():
         raise IntrospectError(
             f"{task} injects subject vectors into the explainer, which only the introspect "
             "model can do: run lm_eval --model introspect --model_args pretrained=..."

@@ -90,7 +90,11 @@ def test_group_and_glob_select_every_explanation_type(tiny_llama, tmp_path, sele
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path)["results"]
     assert {"introspect_input_ablation", "introspect_next_token"} <= set(results)
-    assert metric_names(results["introspect_next_token"]) == {"token_match", "answered"}
+    assert metric_names(results["introspect_next_token"]) == {
+        "token_match",
+        "answered",
+        "top_answer_share",  # a plugin type that writes an answer is calibrated too
+    }
 
 
 def test_plain_hf_model_still_works_and_runs_text_only_types(tiny_gpt2, tmp_path):

@@ -117,6 +117,8 @@ class ActivationPatching(ExplanationType):
     needs_vectors = True
     metrics = causal_verdict.VERDICT_METRICS
     baselines = causal_verdict.VERDICT_BASELINES
+    answer_metrics = causal_verdict.ANSWER_METRICS
+    reference_columns = ("target", "changed", "before", "after")
     stop_sequences = causal_verdict.STOP_SEQUENCES
     max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
     options = (
@@ -278,7 +280,11 @@ class ActivationPatching(ExplanationType):
         return [{"role": "user", "content": question}]
 
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
-        return causal_verdict.score_verdict(doc["target"], response)
+        reference = causal_verdict.reference_verdict(doc["before"], doc["after"])
+        return causal_verdict.score_verdict(reference, response)
+
+    def normalise_answer(self, response: str) -> str:
+        return causal_verdict.normalised_answer(response)
 
 
 @hookimpl

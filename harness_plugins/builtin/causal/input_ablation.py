@@ -49,6 +49,8 @@ class InputAblation(ExplanationType):
     description = "Would the subject's multiple-choice answer change if the hint were removed?"
     metrics = causal_verdict.VERDICT_METRICS
     baselines = causal_verdict.VERDICT_BASELINES
+    answer_metrics = causal_verdict.ANSWER_METRICS
+    reference_columns = ("target", "changed", "subject_answer_hinted", "subject_answer_unhinted")
     stop_sequences = causal_verdict.STOP_SEQUENCES
     max_gen_tokens = causal_verdict.MAX_GEN_TOKENS
     options = (
@@ -187,7 +189,13 @@ class InputAblation(ExplanationType):
         ]
 
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
-        return causal_verdict.score_verdict(doc["target"], response)
+        reference = causal_verdict.reference_verdict(
+            doc["subject_answer_hinted"], doc["subject_answer_unhinted"]
+        )
+        return causal_verdict.score_verdict(reference, response)
+
+    def normalise_answer(self, response: str) -> str:
+        return causal_verdict.normalised_answer(response)
 
     def summarize_references(self, docs: Any) -> str:
         changed = sum(docs["changed"])

@@ -18,6 +18,11 @@ from typing import Any
 from lm_eval.api.metrics import f1_score as lm_eval_f1
 
 from harness_plugins.explanation import Metric, mean
+from harness_plugins.stderr import (
+    bootstrap_stderr,
+    mean_of_present,
+    mean_of_present_stderr,
+)
 
 UNCHANGED = "The output would remain unchanged from <<<{}>>>."
 CHANGED = "The most likely output would change to <<<{}>>>."
@@ -39,15 +44,24 @@ _VERDICT = re.compile(
 )
 
 
-def target_sentence(before: str, after: str) -> str:
-    """The reference answer for an output that goes from ``before`` to ``after``."""
-    return UNCHANGED.format(before) if before == after else CHANGED.format(after)
-
-
 @dataclass(frozen=True)
 class Verdict:
     changed: bool
     content: str
+
+    def sentence(self) -> str:
+        """The one sentence that states this verdict."""
+        return (CHANGED if self.changed else UNCHANGED).format(self.content)
+
+
+def target_sentence(before: str, after: str) -> str:
+    """The reference answer for an output that goes from ``before`` to ``after``."""
+    return reference_verdict(before, after).sentence()
+
+
+def reference_verdict(before: str, after: str) -> Verdict:
+    """The reference for an output that goes from ``before`` to ``after``, from those columns."""
+    return Verdict(changed=before != after, content=after)
 
 
 def parse_verdict(response: str) -> Verdict | None:
@@ -71,23 +85,44 @@ def _normalise(text: str) -> str:
     return text
 
 
-def score_verdict(target: str, response: str) -> dict[str, Any]:
-    """exact_match, content_match, valid, the (reference, predicted) changed pair, and the
-    trivial baseline ``unchanged_rate``: 1 when the reference says "unchanged", so its mean
-    is what always answering "unchanged" (with the right X) scores on exact and content
-    match (its changed_f1 is 0). Skill is what a score adds to it."""
-    reference = parse_verdict(target)
-    if reference is None:
-        raise ValueError(f"reference {target!r} is not in the two-sentence form")
+def normalised_answer(response: str) -> str:
+    """The answer as exact match compares it: what `top_answer_share` counts."""
+    return _normalise(response)
+
+
+def _in_stratum(value: float, applies: bool) -> float | None:
+    return value if applies else None
+
+
+def score_verdict(reference: Verdict, response: str) -> dict[str, Any]:
+    """Per-document values of every causal metric for ``response`` against ``reference``.
+
+    exact_match, content_match and valid; the (reference, predicted) pairs of the F1 of
+    each verdict; the match metrics again on the stratum the document belongs to
+    (``changed_*`` when the reference output changes, ``unchanged_*`` when it stays; None
+    outside it), which is what exposes an explainer that gives one verdict to everything;
+    and ``unchanged_rate``, 1 when the reference says "unchanged" (the mean is what always
+    answering "unchanged" with the right X scores on exact and content match).
+    """
     predicted = parse_verdict(response)
+    exact = float(_normalise(response) == _normalise(reference.sentence()))
+    content = float(
+        predicted is not None and predicted.content.lower() == reference.content.lower()
+    )
+    said_changed = predicted is not None and predicted.changed
+    said_unchanged = predicted is not None and not predicted.changed
     return {
-        "exact_match": float(_normalise(response) == _normalise(target)),
-        "content_match": float(
-            predicted is not None and predicted.content.lower() == reference.content.lower()
-        ),
-        # (gold, predicted) for lm-eval's f1 (bootstrapped stderr); unparsed counts as unchanged
-        "changed_f1": [reference.changed, predicted is not None and predicted.changed],
+        "exact_match": exact,
+        "content_match": content,
+        # (gold, predicted) for lm-eval's f1 (bootstrapped stderr); unparsed is neither verdict
+        "changed_f1": [reference.changed, said_changed],
+        "unchanged_f1": [not reference.changed, said_unchanged],
+        "macro_f1": [reference.changed, said_changed, said_unchanged],
         "valid": float(predicted is not None),
+        "changed_exact_match": _in_stratum(exact, reference.changed),
+        "changed_content_match": _in_stratum(content, reference.changed),
+        "unchanged_exact_match": _in_stratum(exact, not reference.changed),
+        "unchanged_content_match": _in_stratum(content, not reference.changed),
         "unchanged_rate": float(not reference.changed),
     }
 
@@ -124,16 +159,22 @@ def changed_f1_stderr(pairs: Sequence[Sequence[Any]], iters: int = 1000) -> floa
 def changed_f1(pairs: Sequence[Sequence[Any]]) -> float:
     """F1 of the "changed" class over the run (lm-eval's ``f1_score``).
 
-    Unparsed answers count as not "changed". lm-eval would bootstrap its f1 100,000
-    times with scikit-learn (minutes); ``introspect_stderr`` gives it a vectorised
-    bootstrap instead (see `harness_plugins.lm_eval_adapter.index.patch_stderr`).
+    Unparsed answers count as not "changed"; with no document in the class, neither among
+    the references nor among the answers, F1 is undefined (nan). lm-eval would bootstrap its f1 100,000
+    times with scikit-learn (minutes); the metric declares a vectorised bootstrap instead.
     """
-    if not pairs:
-        return float("nan")
+    if not any(bool(g) or bool(p) for g, p in pairs):
+        return float("nan")  # no reference and no answer in the class: F1 is undefined
     return float(lm_eval_f1([(bool(g), bool(p)) for g, p in pairs]))
 
 
-changed_f1.introspect_stderr = changed_f1_stderr  # type: ignore[attr-defined]
+def macro_f1(triples: Sequence[Sequence[Any]]) -> float:
+    """Mean of the F1 of "changed" and of "unchanged" (each over the run)."""
+    if not triples:
+        return float("nan")
+    changed = [(g, c) for g, c, _ in triples]
+    unchanged = [(not g, u) for g, _, u in triples]
+    return (changed_f1(changed) + changed_f1(unchanged)) / 2
 
 
 # What always answering "unchanged" scores; changed_f1's trivial value is 0.
@@ -146,7 +187,26 @@ VERDICT_BASELINES: dict[str, str | float] = {
 VERDICT_METRICS = {
     "exact_match": Metric(mean),
     "content_match": Metric(mean),
-    "changed_f1": Metric(changed_f1),
+    "changed_f1": Metric(changed_f1, stderr=changed_f1_stderr),
     "valid": Metric(mean),
+    "unchanged_f1": Metric(changed_f1, stderr=changed_f1_stderr),
+    "macro_f1": Metric(macro_f1, stderr=bootstrap_stderr(macro_f1)),
+    "changed_exact_match": Metric(mean_of_present, stderr=mean_of_present_stderr),
+    "changed_content_match": Metric(mean_of_present, stderr=mean_of_present_stderr),
+    "unchanged_exact_match": Metric(mean_of_present, stderr=mean_of_present_stderr),
+    "unchanged_content_match": Metric(mean_of_present, stderr=mean_of_present_stderr),
     "unchanged_rate": Metric(mean, higher_is_better=False),
 }
+
+ANSWER_METRICS = (
+    "exact_match",
+    "content_match",
+    "changed_f1",
+    "unchanged_f1",
+    "macro_f1",
+    "changed_exact_match",
+    "changed_content_match",
+    "unchanged_exact_match",
+    "unchanged_content_match",
+)
+"""The metrics of the written answer alone: what a constant answer can be scored on."""

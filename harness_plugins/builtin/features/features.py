@@ -115,6 +115,8 @@ class Features(ExplanationType):
         "fuzzing": Metric(mean),
         "simulation_r": Metric(mean),
     }
+    answer_metrics = ("label_match",)
+    reference_columns = ("target", "label", "candidates")
     label_free = ("detection", "fuzzing", "simulation_r")
     """What features without reference labels are scored by."""
     # chance: one of k candidates; balanced accuracy of a coin; no correlation

@@ -83,6 +83,7 @@ class PatchscopeAttributes(ExplanationType):
     )
     needs_vectors = True
     uses_chat = False
+    writes_answer = False  # the explainer continues a patched prompt; it answers no question
     stop_sequences = ("\n",)
     metrics = per_layer_metrics((), [("accuracy", True), ("probe_accuracy", True)])
     baselines = {"accuracy": "probe_accuracy"}

@@ -37,6 +37,7 @@ class PatchscopeNextToken(ExplanationType):
     )
     needs_vectors = True
     uses_chat = False
+    writes_answer = False  # the explainer continues a patched prompt; it answers no question
     max_gen_tokens = 1
     stop_sequences = ()
     baselines = {"p_at_1": "logit_lens_p_at_1", "surprisal": "logit_lens_surprisal"}

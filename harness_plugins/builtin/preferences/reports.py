@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from harness_plugins.errors import IntrospectError
-from harness_plugins.stderr import with_bootstrap_stderr
 
 INSTILLED_FILE = "introspect_instilled.json"
 
@@ -121,7 +120,6 @@ def parse_report(text: str, names: Sequence[str]) -> list[float] | None:
     return [max(-100.0, min(100.0, found[i])) for i in range(len(names))]
 
 
-@with_bootstrap_stderr
 def pearson_r(point_lists: list[list[list[float]]]) -> float:
     """Correlation over every (report, reference) point of the run, not a mean of per-doc r."""
     from scipy.stats import pearsonr
@@ -135,7 +133,6 @@ def pearson_r(point_lists: list[list[list[float]]]) -> float:
     return float(pearsonr(reports, references).statistic)
 
 
-@with_bootstrap_stderr
 def mean_of_points(value_lists: list[list[float]]) -> float:
     values = [v for values in value_lists for v in values]
     return float(sum(values) / len(values)) if values else float("nan")

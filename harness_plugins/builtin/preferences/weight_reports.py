@@ -34,6 +34,7 @@ from harness_plugins.explanation import ExplanationType, Metric, ReferenceContex
 from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts.chat import encode_prompt
+from harness_plugins.stderr import bootstrap_stderr
 
 
 class Preferences(ExplanationType):
@@ -44,9 +45,11 @@ class Preferences(ExplanationType):
     # lm-eval cuts the answer at the closing brace (and drops it): the parser closes it again
     stop_sequences = ("}", "\n\n\n")
     metrics = {
-        "pearson_r": Metric(pearson_r),
+        "pearson_r": Metric(pearson_r, stderr=bootstrap_stderr(pearson_r)),
         "parse_rate": Metric(mean),
-        "mean_abs_error": Metric(mean_of_points, higher_is_better=False),
+        "mean_abs_error": Metric(
+            mean_of_points, higher_is_better=False, stderr=bootstrap_stderr(mean_of_points)
+        ),
     }
     baselines = {"pearson_r": 0.0}  # reports unrelated to the weights
     options = (

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from sklearn.metrics import f1_score
 
 from harness_plugins.builtin.causal.verdict import (
     changed_f1,
+    macro_f1,
     parse_verdict,
+    reference_verdict,
     score_verdict,
     target_sentence,
 )
+from harness_plugins.stderr import mean_of_present
 
 
 def test_target_sentences_are_exactly_the_research_forms():
@@ -39,29 +44,58 @@ def test_unparsable_answers_are_none(response):
 
 
 def test_scores_for_exact_content_and_invalid_answers():
-    target = target_sentence("A", "C")
-    exact = score_verdict(target, "The most likely output would change to <<<C")
+    reference = reference_verdict("A", "C")
+    assert reference.sentence() == target_sentence("A", "C")
+    exact = score_verdict(reference, "The most likely output would change to <<<C")
     assert exact == {
         "exact_match": 1.0,
         "content_match": 1.0,
         "changed_f1": [True, True],
+        "unchanged_f1": [False, False],
+        "macro_f1": [True, True, False],
         "valid": 1.0,
+        "changed_exact_match": 1.0,
+        "changed_content_match": 1.0,
+        "unchanged_exact_match": None,
+        "unchanged_content_match": None,
         "unchanged_rate": 0.0,
     }
-    wrong_verdict = score_verdict(target, "The output would remain unchanged from <<<C>>>.")
+    wrong_verdict = score_verdict(reference, "The output would remain unchanged from <<<C>>>.")
     assert wrong_verdict["exact_match"] == 0.0 and wrong_verdict["content_match"] == 1.0
     assert wrong_verdict["changed_f1"] == [True, False]
-    invalid = score_verdict(target, "no idea")
+    assert wrong_verdict["unchanged_f1"] == [False, True]
+    invalid = score_verdict(reference, "no idea")
     assert invalid == {
         "exact_match": 0.0,
         "content_match": 0.0,
         "changed_f1": [True, False],
+        "unchanged_f1": [False, False],
+        "macro_f1": [True, False, False],
         "valid": 0.0,
+        "changed_exact_match": 0.0,
+        "changed_content_match": 0.0,
+        "unchanged_exact_match": None,
+        "unchanged_content_match": None,
         "unchanged_rate": 0.0,
     }
     # the trivial baseline follows the reference, never the answer
-    unchanged = score_verdict(target_sentence("B", "B"), "no idea")
+    unchanged = score_verdict(reference_verdict("B", "B"), "no idea")
     assert unchanged["unchanged_rate"] == 1.0
+    assert unchanged["changed_exact_match"] is None and unchanged["unchanged_exact_match"] == 0.0
+
+
+def test_stratified_means_and_both_f1s_expose_a_one_verdict_answerer():
+    references = [reference_verdict("A", "B"), *[reference_verdict("A", "A")] * 3]
+    always = "The output would remain unchanged from <<<A>>>."
+    scores = [score_verdict(r, always) for r in references]
+    column = {name: [s[name] for s in scores] for name in scores[0]}
+    assert mean_of_present(column["unchanged_exact_match"]) == 1.0
+    assert mean_of_present(column["changed_exact_match"]) == 0.0
+    assert changed_f1(column["changed_f1"]) == 0.0
+    assert changed_f1(column["unchanged_f1"]) == pytest.approx(f1_score([1, 1, 1, 0], [1] * 4))
+    assert macro_f1(column["macro_f1"]) == pytest.approx(f1_score([1, 1, 1, 0], [1] * 4) / 2)
+    # no document in the stratum: nan, not a crash and not zero
+    assert math.isnan(mean_of_present([None, None]))
 
 
 def test_changed_f1_is_a_corpus_level_f1_with_invalid_answers_as_misses():

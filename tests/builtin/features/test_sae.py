@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import run_cli
-from results_helpers import FEATURE_METRICS, metric_names, results_of
+from results_helpers import FEATURE_RUN_METRICS, metric_names, results_of
 from sae_helpers import concept_directions, concept_sae, random_sae
 
 from ground_truth.sae_format import hook_site, load_sae, read_config, save_sae
@@ -207,7 +207,7 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path / "labelled")["results"]["introspect_features"]
-    assert metric_names(results) == FEATURE_METRICS
+    assert metric_names(results) == FEATURE_RUN_METRICS
     assert 0.0 <= results["judge_score,none"] <= 1.0
     # the judge's prompts and ratings are logged beside each sample, and give its score
     samples = [
@@ -233,7 +233,7 @@ def test_sae_source_through_lm_eval_with_and_without_labels(tiny_llama, known_sa
     done = lm_eval_features(tiny_llama, tmp_path / "bare", metadata)
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(tmp_path / "bare")["results"]["introspect_features"]
-    assert metric_names(results) == {"detection", "fuzzing", "simulation_r"}
+    assert metric_names(results) == {"detection", "fuzzing", "simulation_r", "top_answer_share"}
     assert "without reference labels: only label-free scoring" in done.stderr
 
 

@@ -161,6 +161,7 @@ def test_lm_eval_prints_the_three_metrics(tiny_llama, tmp_path):
         "pearson_r",
         "parse_rate",
         "mean_abs_error",
+        "top_answer_share",
     }
     for metric in ("pearson_r", "parse_rate", "mean_abs_error"):
         assert f"|{metric}" in done.stdout.replace(" ", "")
