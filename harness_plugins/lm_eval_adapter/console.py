@@ -1,9 +1,10 @@
 """lm-eval's printed results table without per-layer rows.
 
 A per-layer type (``introspect_patchscope_next_token``) reports each measure once per
-layer (``p_at_1_layer07``): over a hundred rows that bury the summary metrics. They stay
-in the results JSON, in W&B and in ``introspect plot``'s curves; the console table keeps
-the summary metrics and says where the rest went.
+layer (``p_at_1_layer07``), a sweep once per layer pair or (layer, strength) cell: over a
+hundred rows that bury the summary metrics. They stay in the results JSON, in W&B and in
+``introspect plot``'s figures; the console table keeps the summary metrics and says where
+the rest went (`harness_plugins.metric_names.is_breakdown` tells them apart).
 """
 
 from __future__ import annotations
