@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from harness_plugins.errors import IntrospectError
 from harness_plugins.references import type_name_of
-
-
-def number_or_none(value: Any) -> float | None:
-    """A results value as a float; None for a missing, unparsable or NaN one."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

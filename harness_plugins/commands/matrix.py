@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from harness_plugins.commands import matrix_statistics as stats
-from harness_plugins.commands.common import number_or_none
 from harness_plugins.commands.matrix_outputs import gap_lines, heatmaps, log_to_wandb, write_outputs
 from harness_plugins.errors import IntrospectError
+from harness_plugins.results import RunResults
 
 logger = logging.getLogger("introspect")
 
@@ -131,30 +131,26 @@ def run_pair(
             for task in tasks
         ]
     cells = []
-    for task, metrics in results["results"].items():
-        record = (results.get("configs", {}).get(task, {}).get("metadata") or {}).get("introspect")
-        task_mode = (record or {}).get("mode", mode)  # what the run itself decided
-        samples = (results.get("samples") or {}).get(task) or []
-        for key, value in metrics.items():
-            metric, _, _filter = key.partition(",")
-            if not _filter or metric.endswith("_stderr"):
-                continue
-            per_doc = stats.document_values(samples, metric, _filter)
-            number = number_or_none(value)
+    run = RunResults.from_dict(results)
+    for task in (t for t in run if not t.group):
+        task_mode = task.record.mode if task.record and task.record.mode else mode  # the run's
+        samples = (results.get("samples") or {}).get(task.name) or []
+        for metric in task.metrics:
+            per_doc = stats.document_values(samples, metric.name, metric.filter)
             interval = stats.cell_interval(
-                [v for _, v in per_doc.values()], number, resamples=resamples
+                [v for _, v in per_doc.values()], metric.value, resamples=resamples
             )
             if documents is not None and per_doc:
-                documents[(label, subject.label, task, metric)] = per_doc
+                documents[(label, subject.label, task.name, metric.name)] = per_doc
             cells.append(
                 Cell(
                     label,
                     subject.label,
                     task_mode,
-                    task,
-                    metric,
-                    number,
-                    number_or_none(metrics.get(f"{metric}_stderr,{_filter}")),
+                    task.name,
+                    metric.name,
+                    metric.value,
+                    metric.stderr,
                     "ok",
                     *(interval or (None, None)),
                     len(per_doc) or None,

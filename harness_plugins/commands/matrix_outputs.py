@@ -38,7 +38,7 @@ def heatmaps(
     95% interval, self cells and failures marked."""
     import numpy as np
 
-    from harness_plugins.commands.plots import new_figure, save_figure
+    from harness_plugins.commands.plots.canvas import new_figure, save_figure
 
     written = []
     keys = sorted({(c.task, c.metric) for c in cells if c.metric})

@@ -9,16 +9,13 @@ probe), read from the same run. A score means something only beside its baseline
 from __future__ import annotations
 
 import argparse
-import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness_plugins.commands.common import number_or_none, table
-from harness_plugins.commands.results_files import find_results_file
+from harness_plugins.commands.common import table
 from harness_plugins.errors import IntrospectError
-
-_LAYER_METRIC = re.compile(r"_layer\d+$")
+from harness_plugins.results import RunResults, TaskResult
 
 
 @dataclass(frozen=True)
@@ -36,32 +33,24 @@ class Row:
     baseline_stderr: float | None
 
 
-def _metrics(task_results: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
-    """``{metric: (value, stderr)}`` of one task, lm-eval's ``name,filter`` keys unpacked."""
-    found: dict[str, tuple[float | None, float | None]] = {}
-    for key, raw in task_results.items():
-        name, _, filt = key.partition(",")
-        if not filt or name.endswith("_stderr") or _LAYER_METRIC.search(name):
-            continue
-        stderr = task_results.get(f"{name}_stderr,{filt}")
-        found[name] = (number_or_none(raw), number_or_none(stderr))
-    return found
+def _metrics(task: TaskResult) -> dict[str, tuple[float | None, float | None]]:
+    """``{metric: (value, stderr)}`` of one task's summary metrics (breakdowns left out)."""
+    return {m.name: (m.value, m.stderr) for m in task.summary_metrics}
 
 
-def report_rows(results: dict[str, Any]) -> list[Row]:
-    """The card's rows for every introspect task of one lm-eval results dict."""
+def report_rows(results: RunResults | Mapping[str, Any]) -> list[Row]:
+    """The card's rows for every introspect task of one lm-eval run."""
     from harness_plugins.registry import get_registry
 
+    if not isinstance(results, RunResults):
+        results = RunResults.from_dict(results)
     types = get_registry().explanation_types
     rows: list[Row] = []
-    for task, task_results in sorted(results.get("results", {}).items()):
-        record = results.get("configs", {}).get(task, {}).get("metadata", {}).get("introspect")
-        if not record:
-            continue  # not an introspect task (or a group)
-        explanation = types.get(record.get("explanation_type", ""))
+    for task in results.introspect_tasks:
+        assert task.record is not None
+        explanation = types.get(task.record.explanation_type or "")
         baselines = explanation.baselines if explanation is not None else {}
-        metrics = _metrics(task_results)
-        n = results.get("n-samples", {}).get(task, {}).get("effective")
+        metrics = _metrics(task)
         baseline_metrics = {b for b in baselines.values() if isinstance(b, str)}
         for metric, (value, stderr) in metrics.items():
             if metric in baseline_metrics:
@@ -76,9 +65,9 @@ def report_rows(results: dict[str, Any]) -> list[Row]:
                 base_value, base_stderr, label = None, None, ""
             rows.append(
                 Row(
-                    task,
-                    str(record.get("mode", "?")),
-                    n,
+                    task.name,
+                    task.record.mode or "?",
+                    task.n,
                     metric,
                     value,
                     stderr,
@@ -119,11 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = find_results_file(args.results, IntrospectError)
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise IntrospectError(f"{path}: not an lm-eval results file ({error})") from None
+    results = RunResults.load(args.results, IntrospectError, require_results=False)
+    path = results.path
     rows = report_rows(results)
     if not rows:
         raise IntrospectError(f"{path}: no introspect task in these results")

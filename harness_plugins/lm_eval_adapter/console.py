@@ -1,18 +1,24 @@
 """lm-eval's printed results table without per-layer rows.
 
 A per-layer type (``introspect_patchscope_next_token``) reports each measure once per
-layer (``p_at_1_layer07``): over a hundred rows that bury the summary metrics. They stay
-in the results JSON, in W&B and in ``introspect plot``'s curves; the console table keeps
-the summary metrics and says where the rest went.
+layer (``p_at_1_layer07``), a sweep once per layer pair or (layer, strength) cell: over a
+hundred rows that bury the summary metrics. They stay in the results JSON, in W&B and in
+``introspect plot``'s figures; the console table keeps the summary metrics and says where
+the rest went (`harness_plugins.metric_names.is_breakdown` tells them apart).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
-LAYER_METRIC = re.compile(r"^.+_layer\d+(_stderr)?,")
+from harness_plugins.metric_names import is_breakdown, parse_result_key
+from harness_plugins.results import RunResults
+
+
+def _is_breakdown_key(key: Any) -> bool:
+    parsed = parse_result_key(key)
+    return parsed is not None and is_breakdown(parsed.metric)
 
 
 def without_layer_rows(result_dict: dict[str, Any], column: str = "results") -> tuple[Any, int]:
@@ -25,9 +31,9 @@ def without_layer_rows(result_dict: dict[str, Any], column: str = "results") -> 
     dropped = 0
     for task, metrics in section.items():
         if isinstance(metrics, dict):
-            kept = {k: v for k, v in metrics.items() if not LAYER_METRIC.match(str(k))}
+            kept = {k: v for k, v in metrics.items() if not _is_breakdown_key(k)}
             dropped += sum(
-                1 for k in metrics if LAYER_METRIC.match(str(k)) and "_stderr," not in str(k)
+                1 for k in metrics if _is_breakdown_key(k) and not parse_result_key(k).stderr
             )
             trimmed[column][task] = kept
         else:
@@ -38,14 +44,13 @@ def without_layer_rows(result_dict: dict[str, Any], column: str = "results") -> 
 def mode_lines(result_dict: dict[str, Any], column: str = "results") -> list[str]:
     """``TASK: mode self|cross (explainer E, subject S)`` for each introspect task shown."""
     lines = []
-    configs = result_dict.get("configs") or {}
+    run = RunResults.from_dict(result_dict)
     for task in result_dict.get(column) or {}:
-        record = ((configs.get(task) or {}).get("metadata") or {}).get("introspect")
-        if isinstance(record, dict) and record.get("mode"):
-            explainer = record.get("explainer") or record.get("subject")
+        record = run.task(str(task)).record
+        if record is not None and record.mode:
             lines.append(
-                f"{task}: mode {record['mode']} (explainer {explainer}, "
-                f"subject {record.get('subject')})"
+                f"{task}: mode {record.mode} (explainer {record.explainer_or_subject}, "
+                f"subject {record.subject})"
             )
     return lines
 

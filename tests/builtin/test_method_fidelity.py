@@ -150,7 +150,7 @@ def test_bad_tsv_and_misspelt_option_fail_before_any_model_loads(tmp_path):
 
 
 def test_source_and_target_layer_sweep_and_its_heatmap(tmp_path):
-    from harness_plugins.commands.plot_pairs import pair_metrics, plot_pair_heatmaps
+    from harness_plugins.commands.plots.pairs import pair_metrics, plot_pair_heatmaps
 
     doc = {
         "prompt_target": "The capital city of x is",

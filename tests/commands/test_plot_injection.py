@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness_plugins.commands.plot_injection import hit_rates, plot_injection
+from harness_plugins.commands.plots.injection import hit_rates, plot_injection
 
 RESULTS = {
     "introspect_injected_thoughts": {

@@ -1,4 +1,4 @@
-"""Tests for ``introspect plot`` (harness_plugins/plots.py).
+"""Tests for ``introspect plot`` (harness_plugins/commands/plots/).
 
 Results files are built in lm-eval 0.4.x's real output format: a top-level
 "results" dict of task -> {"alias", "metric,filter", "metric_stderr,filter"},

@@ -17,14 +17,12 @@ from harness_plugins.commands.gate.results import (
     CheckKind,
     Results,
     Threshold,
-    _as_number,
     _higher_is_better,
-    _metric_keys,
-    _split_key,
     gate_error,
     metric_value,
     resolve_metric,
 )
+from harness_plugins.metric_names import display_name, split_result_key
 
 # Relative/absolute tolerance for float comparisons.
 _REL_TOL = 1e-9
@@ -100,7 +98,7 @@ def _noise(
 ) -> statistics.Noise | None:
     noise = statistics.difference_noise(results, baseline, task, key)
     if noise is None and alpha is not None:
-        metric = _split_key(key)[0]
+        metric = split_result_key(key)[0]
         raise gate_error(
             f"--alpha: {task}/{metric} has no standard error in {results.path} or "
             f"{baseline.path} and no --log_samples files beside them; rerun lm_eval with "
@@ -151,11 +149,12 @@ def evaluate_baseline(
         return checks
 
     for task in sorted(set(results.tasks) & set(baseline.tasks)):
-        new_metrics, old_metrics = results.tasks[task], baseline.tasks[task]
-        for key in _metric_keys(new_metrics):
-            if _split_key(key)[0].endswith("_stderr") or key not in old_metrics:
+        old_metrics = {m.key: m for m in baseline.tasks[task].metrics}
+        for metric in sorted(results.tasks[task].metrics, key=lambda m: m.key):
+            key = metric.key
+            if key not in old_metrics:
                 continue
-            new, old = _as_number(new_metrics[key]), _as_number(old_metrics[key])
+            new, old = metric.value, old_metrics[key].value
             if new is None or old is None:
                 continue
             hib = _higher_is_better(results, task, key)
@@ -183,8 +182,7 @@ def _fmt(value: float) -> str:
 
 
 def _display_key(task: str, key: str) -> str:
-    metric, filt = _split_key(key)
-    return f"{task}/{metric}" if filt == "none" else f"{task}/{metric},{filt}"
+    return f"{task}/{display_name(*split_result_key(key))}"
 
 
 def _row(check: Check) -> list[str]:

@@ -26,19 +26,17 @@ _RECORD_FIELDS = {
 
 def task_identity(results: Results, task: str) -> dict[str, Any]:
     """What must match for ``task`` to be compared across runs (missing parts left out)."""
-    data = results.data
+    found = results.task(task)
     identity: dict[str, Any] = {}
-    version = (data.get("versions") or {}).get(task)
-    if version is not None:
-        identity["task version"] = version
-    n = ((data.get("n-samples") or {}).get(task) or {}).get("effective")
-    if n is not None:
-        identity["n (documents scored)"] = n
-    config = (data.get("configs") or {}).get(task) or {}
-    record = (config.get("metadata") or {}).get("introspect") or {}
-    for field, label in _RECORD_FIELDS.items():
-        if record.get(field) is not None:
-            identity[label] = record[field]
+    if found.version is not None:
+        identity["task version"] = found.version
+    if found.n is not None:
+        identity["n (documents scored)"] = found.n
+    if found.record is not None:
+        for field, label in _RECORD_FIELDS.items():
+            value = getattr(found.record, field)
+            if value is not None:
+                identity[label] = value
     return identity
 
 

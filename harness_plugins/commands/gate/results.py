@@ -7,13 +7,20 @@ that is missing or ``"N/A"`` is an error, never a silent pass.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness_plugins.commands import results_files
+from harness_plugins.metric_names import (
+    STDERR_SUFFIX,
+    parse_result_key,
+    result_key,
+    split_result_key,
+)
+from harness_plugins.results import RunResults, number
+from harness_plugins.results import find_results_file as _find_results_file
 
 ERROR_PREFIX = "introspect gate: error: "
 INPUT_ERROR_STATUS = 2
@@ -60,18 +67,8 @@ class Threshold:
     raw: str
 
 
-@dataclass(frozen=True)
-class Results:
-    """The parts of an lm-eval results file the gate needs.
-
-    ``tasks`` merges the ``"results"`` and ``"groups"`` sections so a group
-    (e.g. ``mmlu``) can be gated exactly like a task.
-    """
-
-    path: Path
-    tasks: dict[str, dict[str, Any]]
-    higher_is_better: dict[str, dict[str, Any]]
-    data: dict[str, Any] = field(default_factory=dict)
+Results = RunResults
+"""What the gate reads: `harness_plugins.results.RunResults` (groups gated like tasks)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -81,7 +78,7 @@ class Results:
 
 def find_results_file(path: str | Path) -> Path:
     """The results file for ``path``: itself, or the newest one under it."""
-    return results_files.find_results_file(path, gate_error)
+    return _find_results_file(path, gate_error)
 
 
 def load_results(path: str | Path) -> Results:
@@ -90,37 +87,7 @@ def load_results(path: str | Path) -> Results:
     Fails with a gate error when the file is missing, is not JSON, or has no
     ``"results"`` dict, because gating on anything else would be meaningless.
     """
-    file = find_results_file(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise gate_error(f"cannot read results file {file}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise gate_error(
-            f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg}); pass the results_*.json written by lm_eval --output_path"
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        raise gate_error(
-            f'{file} has no "results" dict; pass the results_*.json written by '
-            "lm_eval --output_path (not a samples_*.jsonl or another file)"
-        )
-    tasks: dict[str, dict[str, Any]] = {}
-    groups = data.get("groups")
-    if isinstance(groups, dict):
-        for name, metrics in groups.items():
-            if isinstance(metrics, dict):
-                tasks[str(name)] = metrics
-    for name, metrics in data["results"].items():
-        if isinstance(metrics, dict):
-            tasks[str(name)] = metrics
-    hib = data.get("higher_is_better")
-    higher_is_better = (
-        {str(k): v for k, v in hib.items() if isinstance(v, dict)} if isinstance(hib, dict) else {}
-    )
-    return Results(path=file, tasks=tasks, higher_is_better=higher_is_better, data=data)
+    return RunResults.load(path, gate_error)
 
 
 # --------------------------------------------------------------------------- #
@@ -185,28 +152,20 @@ def parse_max_drop(value: str | float | None) -> float | None:
 # --------------------------------------------------------------------------- #
 
 
-def _metric_keys(metrics: dict[str, Any]) -> list[str]:
+def _entries(results: Results, task: str) -> Mapping[str, Any]:
+    found = results.tasks.get(task)
+    return found.entries if found is not None else {}
+
+
+def _metric_keys(metrics: Mapping[str, Any]) -> list[str]:
     """All ``metric,filter`` keys of one task entry (alias/name/etc. skipped)."""
-    return sorted(k for k in metrics if isinstance(k, str) and "," in k)
+    return sorted(k for k in metrics if parse_result_key(k) is not None)
 
 
-def _split_key(key: str) -> tuple[str, str]:
-    metric, _, filt = key.partition(",")
-    return metric, filt
-
-
-def _available_metrics(metrics: dict[str, Any]) -> str:
-    metric_names = (_split_key(k)[0] for k in _metric_keys(metrics))
-    names = sorted({m for m in metric_names if not m.endswith("_stderr")})
+def _available_metrics(metrics: Mapping[str, Any]) -> str:
+    metric_names = (split_result_key(k)[0] for k in _metric_keys(metrics))
+    names = sorted({m for m in metric_names if not m.endswith(STDERR_SUFFIX)})
     return ", ".join(names) if names else "(none)"
-
-
-def _as_number(value: Any) -> float | None:
-    """A metric value as float, or None for lm-eval's "N/A", NaN, bools, etc."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def resolve_metric(results: Results, task: str, metric: str, filt: str | None = None) -> str:
@@ -220,29 +179,26 @@ def resolve_metric(results: Results, task: str, metric: str, filt: str | None = 
     if task not in results.tasks:
         available = ", ".join(sorted(results.tasks)) or "(none)"
         raise gate_error(f"task {task!r} is not in {where}; available tasks: {available}")
-    metrics = results.tasks[task]
+    metrics = _entries(results, task)
+    keys = [k for k in _metric_keys(metrics) if split_result_key(k)[0] == metric]
     if filt is not None:
-        key = f"{metric},{filt}"
+        key = result_key(metric, filt)
         if key in metrics:
             return key
-        filters = sorted(
-            _split_key(k)[1] for k in _metric_keys(metrics) if _split_key(k)[0] == metric
-        )
-        if filters:
+        if keys:
+            filters = sorted(split_result_key(k)[1] for k in keys)
             raise gate_error(
                 f"metric {metric!r} of task {task!r} in {where} has no filter "
                 f"{filt!r}; available filters: {', '.join(filters)}"
             )
-    else:
-        keys = [k for k in _metric_keys(metrics) if _split_key(k)[0] == metric]
-        if len(keys) == 1:
-            return keys[0]
-        if len(keys) > 1:
-            filters = ", ".join(_split_key(k)[1] for k in keys)
-            raise gate_error(
-                f"metric {metric!r} of task {task!r} has several filters ({filters}); "
-                f"select one as {task}/{metric},FILTER"
-            )
+    elif len(keys) == 1:
+        return keys[0]
+    elif len(keys) > 1:
+        filters = ", ".join(split_result_key(k)[1] for k in keys)
+        raise gate_error(
+            f"metric {metric!r} of task {task!r} has several filters ({filters}); "
+            f"select one as {task}/{metric},FILTER"
+        )
     raise gate_error(
         f"metric {metric!r} is not in task {task!r} of {where}; "
         f"available metrics: {_available_metrics(metrics)}"
@@ -251,14 +207,14 @@ def resolve_metric(results: Results, task: str, metric: str, filt: str | None = 
 
 def metric_value(results: Results, task: str, key: str) -> float:
     """The numeric value of ``task``/``key``; "N/A" or missing is an error."""
-    metrics = results.tasks.get(task, {})
+    metrics = _entries(results, task)
     if key not in metrics:
-        metric, filt = _split_key(key)
+        metric, filt = split_result_key(key)
         raise gate_error(
             f"metric {metric!r} (filter {filt!r}) of task {task!r} is not in "
             f"{results.path}; available metrics: {_available_metrics(metrics)}"
         )
-    value = _as_number(metrics[key])
+    value = number(metrics[key])
     if value is None:
         raise gate_error(
             f"metric {key!r} of task {task!r} in {results.path} has no numeric "
@@ -268,5 +224,6 @@ def metric_value(results: Results, task: str, key: str) -> float:
 
 
 def _higher_is_better(results: Results, task: str, key: str) -> bool | None:
-    value = results.higher_is_better.get(task, {}).get(_split_key(key)[0])
+    found = results.tasks.get(task)
+    value = found.higher_is_better.get(split_result_key(key)[0]) if found else None
     return value if isinstance(value, bool) else None

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.commands.gate.results import Results, _as_number, _split_key
+from harness_plugins.commands.gate.results import Results
+from harness_plugins.metric_names import split_result_key, stderr_key
+from harness_plugins.results import number
 
 POWER = 0.8
 """Power used when telling how many samples a margin needs."""
@@ -35,15 +37,13 @@ class Noise:
 
 def metric_stderr(results: Results, task: str, key: str) -> float | None:
     """lm-eval's standard error of ``task``/``key``, or None when it is "N/A" or missing."""
-    metric, filt = _split_key(key)
-    return _as_number(results.tasks.get(task, {}).get(f"{metric}_stderr,{filt}"))
+    found = results.tasks.get(task)
+    return number(found.entries.get(stderr_key(*split_result_key(key)))) if found else None
 
 
 def sample_count(results: Results, task: str) -> int | None:
     """How many documents lm-eval scored for ``task`` (``n-samples.effective``)."""
-    entry = (results.data.get("n-samples") or {}).get(task) or {}
-    value = entry.get("effective") if isinstance(entry, dict) else None
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return results.task(task).n
 
 
 def samples_file(results: Results, task: str) -> Path | None:
@@ -93,7 +93,7 @@ def aggregate_arrays(values: Sequence[Any]) -> tuple[tuple[Any, ...], Any] | Non
     """
     import numpy as np
 
-    if values and all(_as_number(v) is not None for v in values):
+    if values and all(number(v) is not None for v in values):
         return (np.asarray(values, float),), _mean
     if values and all(isinstance(v, list) and len(v) == 2 for v in values):
         return tuple(np.array([bool(v[i]) for v in values]) for i in (0, 1)), _f1
@@ -132,7 +132,7 @@ def paired_bootstrap_stderr(new: Sequence[Any], old: Sequence[Any]) -> float | N
 
 def difference_noise(results: Results, baseline: Results, task: str, key: str) -> Noise | None:
     """The noise of new-minus-baseline for one metric: paired bootstrap, else lm-eval stderrs."""
-    metric, filt = _split_key(key)
+    metric, filt = split_result_key(key)
     new_file, old_file = samples_file(results, task), samples_file(baseline, task)
     if new_file and old_file:
         new, old = read_samples(new_file, metric, filt), read_samples(old_file, metric, filt)
@@ -179,7 +179,7 @@ def noise_warning(task: str, key: str, noise: Noise, margin: float, alpha: float
     needed = samples_needed(noise, margin, alpha)
     if needed is None:
         return None
-    metric = _split_key(key)[0]
+    metric = split_result_key(key)[0]
     advice = (
         "any --max-drop of 0 is below the noise"
         if needed < 0

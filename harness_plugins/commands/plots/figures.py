@@ -9,42 +9,39 @@ matplotlib is imported lazily and only through the Agg canvas (no pyplot).
 from __future__ import annotations
 
 import math
-import os
 import re
-import secrets
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness_plugins.commands.plot_data import Point, _method_rank, _metric_name, method_label
+from harness_plugins.commands.plots.canvas import new_figure, safe_name, save_figure
+from harness_plugins.commands.plots.data import Point, method_label, method_rank, metric_name
+from harness_plugins.results import RunResults
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DPI = 120
 BAR_FILE = "metrics_by_task.png"
 # Measures that are not rates in [0, 1] whatever their values (a unit of their own).
 _NOT_RATE = re.compile(r"surprisal|perplexity|loss|entropy|nll|bits|kl|mse|error|count|len")
 
 
-def caption(result: Mapping[str, Any], task: str) -> str:
+def caption(result: RunResults | Mapping[str, Any], task: str) -> str:
     """``explainer E · subject S · mode M · n=N`` for one task of one results file."""
-    config = result.get("config") or {}
-    record = (((result.get("configs") or {}).get(task) or {}).get("metadata") or {}).get(
-        "introspect"
-    ) or {}
-    explainer = record.get("explainer") or config.get("model_name") or config.get("model_args")
+    run = result if isinstance(result, RunResults) else RunResults.from_dict(result)
+    found = run.task(task)
+    record = found.record
+    explainer = (record.explainer if record else None) or run.model_name
     parts = []
     if explainer:
         parts.append(f"explainer {_short(str(explainer))}")
-    if record.get("subject"):
-        parts.append(f"subject {_short(str(record['subject']))}")
-    if record.get("mode"):
-        parts.append(f"mode {record['mode']}")
-    n = ((result.get("n-samples") or {}).get(task) or {}).get("effective")
-    if n is not None:
-        parts.append(f"n={n}")
+    if record and record.subject:
+        parts.append(f"subject {_short(str(record.subject))}")
+    if record and record.mode:
+        parts.append(f"mode {record.mode}")
+    if found.n is not None:
+        parts.append(f"n={found.n}")
     return " · ".join(parts)
 
 
@@ -54,7 +51,7 @@ def _short(text: str) -> str:
 
 def is_rate(name: str, value: float) -> bool:
     """Whether a metric reads as a rate or score in [0, 1] (shares the 0-1 axis)."""
-    return 0.0 <= value <= 1.0 and not _NOT_RATE.search(_metric_name(name))
+    return 0.0 <= value <= 1.0 and not _NOT_RATE.search(metric_name(name))
 
 
 def unit_groups(metrics: Mapping[str, Point]) -> list[tuple[str, dict[str, Point]]]:
@@ -65,30 +62,9 @@ def unit_groups(metrics: Mapping[str, Point]) -> list[tuple[str, dict[str, Point
     return groups
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A figure on the Agg canvas (headless, no pyplot global state)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        from harness_plugins.commands.plots import plot_error
-
-        raise plot_error(
-            "matplotlib is not installed; `pip install matplotlib` to use introspect plot"
-        ) from None
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _safe_name(text: str) -> str:
-    """A file-name-safe version of a task or measure name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unnamed"
-
-
 def layer_file_name(task: str, measure: str) -> str:
     """``<task>__<measure>_by_layer.png`` (names sanitised for the file system)."""
-    return f"{_safe_name(task)}__{_safe_name(measure)}_by_layer.png"
+    return f"{safe_name(task)}__{safe_name(measure)}_by_layer.png"
 
 
 def layer_figure(
@@ -108,7 +84,7 @@ def layer_figure(
 
     figure = new_figure(7.0, 4.2)
     ax = figure.add_subplot()
-    paired = any(_method_rank(prefix) > 0 for prefix in series)
+    paired = any(method_rank(prefix) > 0 for prefix in series)
     band_labelled = False
     for prefix, points in series.items():
         layers = sorted(points)
@@ -173,7 +149,7 @@ def bars_figure(
         hib = higher_is_better.get(task) or {}
         labels, values, errors, colors = [], [], [], []
         for name, (value, stderr) in metrics.items():
-            lower = hib.get(_metric_name(name)) is False
+            lower = hib.get(metric_name(name)) is False
             any_lower |= lower
             labels.append(f"{name} ↓" if lower else name)
             values.append(value)
@@ -219,30 +195,6 @@ def bars_figure(
     figure.suptitle(title)
     figure.tight_layout()
     return figure
-
-
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Save ``figure`` as PNG to ``path`` via a temp file and :func:`os.replace`.
-
-    The temp file lives in the same folder (so the rename is atomic) and is
-    created with the umask's permissions, unlike :func:`tempfile.mkstemp`'s 0600.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def plot_layers(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# A per-layer metric: "<prefix>_layer<NN>", e.g. p_at_1_layer05.
-LAYER_METRIC = re.compile(r"^(.+)_layer(\d+)$")
-PAIR_METRIC = re.compile(r"^(.+)_src(\d+)_tgt(\d+)$")  # heatmaps: commands/plot_pairs.py
+from harness_plugins.metric_names import display_name, is_breakdown, parse_layer_metric
+from harness_plugins.results import MetricValue, TaskResult
 
 # Baseline methods are named by a prefix on the measure they compute; the bare
 # measure is the method under test (Patchscope).  Order = legend order.
@@ -20,35 +18,24 @@ _METHOD_LABEL = "Patchscope"
 Point = tuple[float, float | None]
 
 
-def _as_number(value: Any) -> float | None:
-    """A metric value as float, or None for "N/A", NaN, infinities, bools."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def finite(value: float | None) -> float | None:
+    """``value`` unless it is missing or infinite (a plot never draws "N/A" as 0)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _metric_entries(task_results: Mapping[str, Any]) -> Iterable[tuple[str, str, Any, Any]]:
-    """(metric, filter, value, stderr) for each ``metric,filter`` key.
-
-    Only keys with a comma are metrics: lm-eval also stores ``alias``,
-    ``name`` and ``sample_len`` in a task entry.
-    """
-    for key, value in task_results.items():
-        if not isinstance(key, str) or "," not in key:
-            continue
-        metric, _, filt = key.partition(",")
-        if metric.endswith("_stderr"):
-            continue
-        yield metric, filt, value, task_results.get(f"{metric}_stderr,{filt}")
+def as_task(task: TaskResult | Mapping[str, Any]) -> TaskResult:
+    """A task's results as `TaskResult` (lm-eval's raw entry dict accepted too)."""
+    return task if isinstance(task, TaskResult) else TaskResult(name="", entries=task)
 
 
-def _display_name(metric: str, filt: str) -> str:
-    """``metric`` for lm-eval's default filter, ``metric,filter`` otherwise."""
-    return metric if filt in ("", "none") else f"{metric},{filt}"
+def _points(task: TaskResult | Mapping[str, Any]) -> Iterable[tuple[MetricValue, Point]]:
+    for metric in as_task(task).metrics:
+        value = finite(metric.value)
+        if value is not None:
+            yield metric, (value, finite(metric.stderr))
 
 
-def layer_metrics(task_results: Mapping[str, Any]) -> dict[str, dict[int, Point]]:
+def layer_metrics(task: TaskResult | Mapping[str, Any]) -> dict[str, dict[int, Point]]:
     """Per-layer metrics of one task: ``{prefix: {layer: (value, stderr)}}``.
 
     ``p_at_1_layer05,none = 0.4`` becomes ``{"p_at_1": {5: (0.4, stderr)}}``;
@@ -56,28 +43,18 @@ def layer_metrics(task_results: Mapping[str, Any]) -> dict[str, dict[int, Point]
     whose value is not numeric are left out so a plot never shows "N/A" as 0.
     """
     series: dict[str, dict[int, Point]] = {}
-    for metric, filt, raw, raw_stderr in _metric_entries(task_results):
-        match = LAYER_METRIC.match(metric)
-        value = _as_number(raw)
-        if match is None or value is None:
-            continue
-        prefix = _display_name(match.group(1), filt)
-        series.setdefault(prefix, {})[int(match.group(2))] = (value, _as_number(raw_stderr))
+    for metric, point in _points(task):
+        layer = parse_layer_metric(metric.name)
+        if layer is not None:
+            prefix = display_name(layer.measure, metric.filter)
+            series.setdefault(prefix, {})[layer.layer] = point
     return {prefix: dict(sorted(points.items())) for prefix, points in series.items()}
 
 
-def scalar_metrics(task_results: Mapping[str, Any]) -> dict[str, Point]:
-    """Metrics of one task without a ``_layerNN`` suffix: ``{name: (value, stderr)}``.
-
-    Skips ``alias``, stderr entries and non-numeric values ("N/A").
-    """
-    out: dict[str, Point] = {}
-    for metric, filt, raw, raw_stderr in _metric_entries(task_results):
-        value = _as_number(raw)
-        if LAYER_METRIC.match(metric) or PAIR_METRIC.match(metric) or value is None:
-            continue
-        out[_display_name(metric, filt)] = (value, _as_number(raw_stderr))
-    return out
+def scalar_metrics(task: TaskResult | Mapping[str, Any]) -> dict[str, Point]:
+    """Metrics of one task that break nothing down by layer, pair or cell:
+    ``{name: (value, stderr)}``; ``alias``, stderr entries and "N/A" left out."""
+    return {m.display: point for m, point in _points(task) if not is_breakdown(m.name)}
 
 
 def _split_filter(prefix: str) -> tuple[str, str]:
@@ -115,7 +92,7 @@ def method_label(prefix: str, *, paired: bool = True) -> str:
     return f"{label} ({filt[1:]})" if filt else label
 
 
-def _method_rank(prefix: str) -> int:
+def method_rank(prefix: str) -> int:
     name, _ = _split_filter(prefix)
     for rank, (start, _) in enumerate(_BASELINES, start=1):
         if name.startswith(start) and len(name) > len(start):
@@ -134,10 +111,11 @@ def group_measures(prefixes: Iterable[str]) -> dict[str, list[str]]:
     for prefix in prefixes:
         groups.setdefault(measure_of(prefix), []).append(prefix)
     return {
-        measure: sorted(members, key=lambda p: (_method_rank(p), p))
+        measure: sorted(members, key=lambda p: (method_rank(p), p))
         for measure, members in sorted(groups.items())
     }
 
 
-def _metric_name(prefix_or_name: str) -> str:
+def metric_name(prefix_or_name: str) -> str:
+    """The metric of a prefix or display name, without its lm-eval filter."""
     return _split_filter(prefix_or_name)[0]

@@ -7,32 +7,32 @@ the y axis, target layer on the x axis, as in the paper's figures.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-PAIR_METRIC = re.compile(r"^(.+)_src(\d+)_tgt(\d+)$")
+from harness_plugins.commands.plots.canvas import new_figure, safe_name, save_figure
+from harness_plugins.commands.plots.data import as_task, finite
+from harness_plugins.metric_names import parse_pair_metric
+from harness_plugins.results import TaskResult
 
 
-def pair_metrics(task_results: Mapping[str, Any]) -> dict[str, dict[tuple[int, int], float]]:
+def pair_metrics(task: TaskResult | Mapping[str, Any]) -> dict[str, dict[tuple[int, int], float]]:
     """``{measure: {(source, target): value}}`` of one task's ``<measure>_srcLL_tgtMM`` metrics."""
     out: dict[str, dict[tuple[int, int], float]] = {}
-    for key, value in task_results.items():
-        metric, _, _ = str(key).partition(",")
-        match = PAIR_METRIC.match(metric)
-        if match is None or metric.endswith("_stderr") or not isinstance(value, (int, float)):
-            continue
-        pair = (int(match.group(2)), int(match.group(3)))
-        out.setdefault(match.group(1), {})[pair] = float(value)
+    for metric in as_task(task).metrics:
+        pair = parse_pair_metric(metric.name)
+        value = finite(metric.value)
+        if pair is not None and value is not None:
+            out.setdefault(pair.measure, {})[(pair.source, pair.target)] = value
     return out
 
 
-def plot_pair_heatmaps(results: Mapping[str, Mapping[str, Any]], out_dir: Path) -> list[Path]:
+def plot_pair_heatmaps(
+    results: Mapping[str, TaskResult | Mapping[str, Any]], out_dir: Path
+) -> list[Path]:
     """Write one heatmap per task and measure with pair metrics; return the paths."""
     import numpy as np
-
-    from harness_plugins.commands.plot_figures import _safe_name, new_figure, save_figure
 
     written = []
     for task, task_results in results.items():
@@ -51,6 +51,6 @@ def plot_pair_heatmaps(results: Mapping[str, Mapping[str, Any]], out_dir: Path) 
             ax.set_ylabel("source layer l")
             ax.set_title(f"{task}: {measure} by (l, l*)")
             figure.colorbar(image, ax=ax)
-            name = f"{_safe_name(task)}__{_safe_name(measure)}_by_layer_pair.png"
+            name = f"{safe_name(task)}__{safe_name(measure)}_by_layer_pair.png"
             written.append(save_figure(figure, out_dir / name))
     return written

@@ -20,84 +20,30 @@ Design rules (shared with ``introspect gate``):
 
 * Every bad input is one ``introspect plot: error: ...`` line via
   :class:`SystemExit`, raised before anything is written.
-* Figures are written atomically (temp file in the same folder, then
-  :func:`os.replace`), so a crash never leaves a truncated PNG that looks
-  valid to a CI artifact viewer.
-* matplotlib is imported lazily and only through the Agg canvas (no pyplot,
-  no global backend state), so building the CLI parser stays fast and
-  plotting works headless and from several threads.
+* Figures are drawn and written atomically by `harness_plugins.commands.plots.canvas`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.commands import results_files
-from harness_plugins.commands.plot_data import (
-    LAYER_METRIC,
+from harness_plugins.commands.plots.canvas import plot_error
+from harness_plugins.commands.plots.data import (
     Point,
-    _metric_name,
     group_measures,
     layer_metrics,
-    measure_of,
-    method_label,
+    metric_name,
     scalar_metrics,
 )
-from harness_plugins.commands.plot_figures import (
-    BAR_FILE,
-    DPI,
-    bars_figure,
-    caption,
-    layer_figure,
-    layer_file_name,
-    new_figure,
-    plot_bars,
-    plot_layers,
-    save_figure,
-)
-from harness_plugins.commands.plot_pairs import plot_pair_heatmaps
-
-__all__ = [
-    "BAR_FILE",
-    "DPI",
-    "ERROR_PREFIX",
-    "LAYER_METRIC",
-    "Point",
-    "add_arguments",
-    "bars_figure",
-    "caption",
-    "find_results_file",
-    "group_measures",
-    "layer_figure",
-    "layer_file_name",
-    "layer_metrics",
-    "load_results",
-    "measure_of",
-    "method_label",
-    "new_figure",
-    "plot_bars",
-    "plot_error",
-    "plot_layers",
-    "run",
-    "save_figure",
-    "scalar_metrics",
-]
-
-ERROR_PREFIX = "introspect plot: error: "
-
-
-def plot_error(message: str) -> SystemExit:
-    """Build the single-line error every bad input is reported with.
-
-    Returned (not raised) so callers write ``raise plot_error(...)`` and type
-    checkers see the control flow; uncaught, it prints to stderr, exit status 1.
-    """
-    return SystemExit(ERROR_PREFIX + " ".join(message.split()))
-
+from harness_plugins.commands.plots.figures import caption, plot_bars, plot_layers
+from harness_plugins.commands.plots.injection import plot_injection
+from harness_plugins.commands.plots.pairs import plot_pair_heatmaps
+from harness_plugins.metric_names import parse_layer_metric
+from harness_plugins.results import RunResults, TaskResult
+from harness_plugins.results import find_results_file as _find_results_file
 
 # --------------------------------------------------------------------------- #
 # Loading results
@@ -106,38 +52,17 @@ def plot_error(message: str) -> SystemExit:
 
 def find_results_file(path: str | Path) -> Path:
     """The results file for ``path``: itself, or the newest one under it."""
-    return results_files.find_results_file(path, plot_error)
-
-
-def _read_results_file(file: Path) -> dict[str, Any]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise plot_error(f"cannot read results file {file}: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise plot_error(
-            f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "pass the results_*.json written by lm_eval --output_path"
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        raise plot_error(
-            f'{file} has no "results" dict; pass the results_*.json written by '
-            "lm_eval --output_path (not a samples_*.jsonl or another file)"
-        )
-    return data
+    return _find_results_file(path, plot_error)
 
 
 def load_results(paths: str | Path | Iterable[str | Path]) -> dict[str, Any]:
     """Load and combine lm-eval results files (or output directories).
 
-    Returns a dict in lm-eval's own shape so the rest of the module (and
-    callers) need no new vocabulary::
+    Returns lm-eval's own shape plus what the figures need::
 
-        {"results": {task: {...}}, "higher_is_better": {task: {...}},
-         "versions": {...}, "files": [Path, ...], "sources": {task: Path}}
+        {"results": {task: {...}}, "tasks": {task: TaskResult},
+         "higher_is_better": {task: {...}}, "versions": {...},
+         "files": [Path, ...], "sources": {task: Path}, "captions": {task: str}}
 
     ``groups`` entries are plotted like tasks.  Later files win when two files
     hold the same task, so ``load_results([old, new])`` shows the newer run.
@@ -149,6 +74,7 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> dict[str, Any]:
         raise plot_error("no RESULTS given; pass a results_*.json or an lm_eval --output_path")
     combined: dict[str, Any] = {
         "results": {},
+        "tasks": {},
         "higher_is_better": {},
         "versions": {},
         "files": files,
@@ -156,20 +82,16 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> dict[str, Any]:
         "captions": {},
     }
     for file in files:
-        data = _read_results_file(file)
-        sections = [data.get("groups"), data["results"]]
-        for section in sections:
-            if not isinstance(section, dict):
-                continue
-            for task, metrics in section.items():
-                if isinstance(metrics, dict):
-                    combined["results"][str(task)] = metrics
-                    combined["sources"][str(task)] = file
-                    combined["captions"][str(task)] = caption(data, str(task))
-        for key in ("higher_is_better", "versions"):
-            value = data.get(key)
-            if isinstance(value, dict):
-                combined[key].update({str(k): v for k, v in value.items()})
+        run = RunResults.load(file, plot_error)
+        for name, task in run.tasks.items():
+            combined["results"][name] = dict(task.entries)
+            combined["tasks"][name] = task
+            combined["sources"][name] = file
+            combined["captions"][name] = caption(run, name)
+        combined["higher_is_better"].update(run.higher_is_better)
+        versions = run.data.get("versions")
+        if isinstance(versions, dict):
+            combined["versions"].update({str(k): v for k, v in versions.items()})
     return combined
 
 
@@ -203,9 +125,9 @@ def _layer_directions(hib: Mapping[str, Any]) -> dict[str, list[Any]]:
     """
     flags: dict[str, list[Any]] = {}
     for metric, flag in hib.items():
-        match = LAYER_METRIC.match(str(metric))
-        if match:
-            flags.setdefault(match.group(1), []).append(flag)
+        layer = parse_layer_metric(str(metric))
+        if layer is not None:
+            flags.setdefault(layer.measure, []).append(flag)
     return flags
 
 
@@ -214,17 +136,15 @@ LayerPlot = tuple[str, str, dict[str, dict[int, Point]], bool, str]
 
 def _plan(combined: Mapping[str, Any]) -> tuple[list[LayerPlot], dict[str, dict[str, Point]]]:
     """Decide every figure before writing any: (layer plots, bar data)."""
-    hib_all: Mapping[str, Mapping[str, Any]] = combined.get("higher_is_better", {})
     layer_plots: list[LayerPlot] = []
     bars: dict[str, dict[str, Point]] = {}
-    for task, task_results in combined["results"].items():
-        hib = hib_all.get(task, {})
-        hib = hib if isinstance(hib, Mapping) else {}
-        directions = _layer_directions(hib)
+    tasks: Mapping[str, TaskResult] = combined["tasks"]
+    for task, task_results in tasks.items():
+        directions = _layer_directions(task_results.higher_is_better)
         per_layer = layer_metrics(task_results)
         for measure, prefixes in group_measures(per_layer).items():
             series = {p: per_layer[p] for p in prefixes}
-            flags = [f for p in prefixes for f in directions.get(_metric_name(p), [])]
+            flags = [f for p in prefixes for f in directions.get(metric_name(p), [])]
             lower = bool(flags) and all(f is False for f in flags)
             layer_plots.append((task, measure, series, lower, combined["captions"].get(task, "")))
         scalars = scalar_metrics(task_results)
@@ -268,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             path = plot_layers(task, measure, series, out_dir, lower_is_better=lower, caption=note)
             written.append(path)
             print(f"wrote {path}")
-        for path in plot_pair_heatmaps(combined["results"], out_dir):
+        for path in plot_pair_heatmaps(combined["tasks"], out_dir):
             written.append(path)
             print(f"wrote {path}")
         if bars:
@@ -277,9 +197,7 @@ def run(args: argparse.Namespace) -> int:
             )
             written.append(path)
             print(f"wrote {path}")
-        from harness_plugins.commands.plot_injection import plot_injection
-
-        for path in plot_injection(combined["results"], out_dir):
+        for path in plot_injection(combined["tasks"], out_dir):
             written.append(path)
             print(f"wrote {path}")
     except OSError as exc:
