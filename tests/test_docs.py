@@ -204,6 +204,21 @@ def link_problems(page: Path) -> list[str]:
     return problems
 
 
+_REPO_PATH = re.compile(
+    r"^(?:harness_plugins|ground_truth|tests|benchmarks|examples|tasks|docs)/[\w./-]*$"
+)
+
+
+def path_problems(page: Path) -> list[str]:
+    """Repository paths a page names in code spans (`ground_truth/store.py`) that do not exist."""
+    spans = _INLINE.findall(_prose(page.read_text(encoding="utf-8")))
+    return [
+        f"{page.name}: `{span}`: no such path"
+        for span in spans
+        if _REPO_PATH.match(span) and not (ROOT / span).exists()
+    ]
+
+
 def section_flag_problems(
     text: str, introspect: argparse.ArgumentParser, lm_eval: argparse.ArgumentParser
 ) -> list[str]:
@@ -253,6 +268,11 @@ def test_every_documented_command_parses(page, parsers):
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
 def test_every_relative_link_reaches_a_file(page):
     assert not link_problems(page)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_named_repository_path_exists(page):
+    assert not path_problems(page)
 
 
 def test_the_commands_page_names_only_real_flags_and_every_command(parsers):
@@ -326,6 +346,12 @@ def test_continued_lines_and_inline_spans_are_read(parsers):
 def test_a_section_flag_of_another_command_is_caught(parsers):
     text = "## introspect gate\n\nUse `--max-drop` and lm-eval's `--log_samples`, not `--epochs`.\n"
     assert section_flag_problems(text, *parsers) == ["introspect gate: no flag --epochs"]
+
+
+def test_a_stale_path_is_caught(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("See `ground_truth/store.py`, `ground_truth/gone.py` and `results/x`.\n")
+    assert path_problems(page) == ["page.md: `ground_truth/gone.py`: no such path"]
 
 
 def test_a_broken_link_is_caught(tmp_path):
