@@ -154,3 +154,17 @@ def test_adapter_without_projections_keeps_the_fixed_map(tiny_llama, adapters, t
     text = "Describe " + vectors.slot(vector, 0.3, layer=1) + " briefly"
     _, writes = model._encode_marked(text, 0)
     assert torch.allclose(writes[0].vector, 0.3 * vector)
+
+
+def test_the_results_record_names_the_projection(tiny_llama, adapters):
+    from harness_plugins.references import ReferencePipeline
+
+    learned, fixed = adapters
+    for adapter, kind in ((learned, "learned"), (fixed, "fixed")):
+        arguments = {
+            "pretrained": str(tiny_llama),
+            "peft": str(adapter),
+            "subject": str(tiny_llama),
+        }
+        record = ReferencePipeline("features", arguments).record.as_dict()
+        assert record["vector_projection"] == kind
