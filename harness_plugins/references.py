@@ -66,6 +66,9 @@ class ReferenceRecord:
     reference_build_seconds: float = 0.0
     reference_summary: str = ""
     cross_model_maps: dict[str, Any] | None = field(default=None)
+    vector_projection: str | None = None
+    """How subject vectors reach the explainer's slots: ``learned`` (the adapter's trained
+    projections) or ``fixed`` (the fitted map, or scale * I for self)."""
     num_fewshot: int = 0
     """Solved examples before each question (``--num_fewshot``), drawn from the train partition."""
     fewshot_reference_key: str | None = None
@@ -126,6 +129,8 @@ class ReferencePipeline:
             )
         check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
         self._check_tokenizers()
+        from harness_plugins.prompts.projections import projection_kind
+
         self.record = ReferenceRecord(
             mode=self.mode,
             explanation_type=self.explanation.name,
@@ -138,6 +143,9 @@ class ReferencePipeline:
             ),
             options=dict(self.options),
             explainer_adapter=self.explainer_spec.peft if self.explainer_spec else None,
+            vector_projection=projection_kind(self.explainer_spec and self.explainer_spec.peft)
+            if self.explanation.needs_vectors
+            else None,
         )
         self._questions: Any = None
         self._docs: Any = None

@@ -121,6 +121,25 @@ def cmd_train_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation(args: argparse.Namespace) -> Any:
+    from harness_plugins.training.explainer import EvalConfig
+
+    if args.eval_steps < 0 or args.eval_examples < 1:
+        raise IntrospectError(
+            f"--eval_steps must be >= 0 and --eval_examples >= 1 (got {args.eval_steps} and "
+            f"{args.eval_examples}); --eval_steps 0 turns the learning curve off"
+        )
+    if args.early_stop_patience and not args.eval_steps:
+        raise IntrospectError("--early_stop_patience needs --eval_steps N (the held-out metric)")
+    return EvalConfig(
+        every=args.eval_steps,
+        examples=args.eval_examples,
+        patience=args.early_stop_patience,
+        metric=args.eval_metric,
+        max_new_tokens=args.eval_max_tokens,
+    )
+
+
 def cmd_train_explainer(args: argparse.Namespace) -> int:
     from harness_plugins.training.explainer import train_explainer
     from harness_plugins.training.lora import format_loss
@@ -138,6 +157,8 @@ def cmd_train_explainer(args: argparse.Namespace) -> int:
         limit=args.limit,
         config=_training_config(args),
         resume=args.resume,
+        evaluation=_evaluation(args),
+        learn_projection=args.learn_projection == "true",
     )
     counts = ", ".join(f"{name} {stats['documents']}" for name, stats in manifest["types"].items())
     print(
@@ -319,4 +340,60 @@ def add_commands(sub: Any) -> None:
     explainer.add_argument("--metadata", help="task options as JSON, shared by every type")
     explainer.add_argument("--out", required=True, help="adapter folder to write")
     _add_training_arguments(explainer)
+    _add_explainer_arguments(explainer)
     explainer.set_defaults(func=cmd_train_explainer)
+    from harness_plugins.commands import plot_learning
+
+    plot_learning.add_command(tr, formatter)
+
+
+def _add_explainer_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("learning curve and projections")
+    add_option(
+        group,
+        "eval_steps",
+        type=int,
+        default=0,
+        help="every N steps (and before the first, after the last) compute the held-out loss "
+        "and the type's metrics on a held-out slice of the TRAIN partition; console, "
+        "learning_curve.json beside the adapter, W&B when --wandb_args; 0: off",
+    )
+    add_option(
+        group,
+        "eval_examples",
+        type=int,
+        default=16,
+        help="held-out documents per type, drawn by --seed from the train documents and "
+        "never trained on (with --limit, fetched on top of it)",
+    )
+    add_option(
+        group,
+        "eval_metric",
+        default=None,
+        help="metric for the console line and early stop (default: the type's first metric "
+        "with a value, e.g. label_match)",
+    )
+    add_option(
+        group,
+        "eval_max_tokens",
+        type=int,
+        default=16,
+        help="at most N generated tokens per held-out answer",
+    )
+    add_option(
+        group,
+        "early_stop_patience",
+        type=int,
+        default=None,
+        help="stop once the held-out metric has not improved for N evaluations "
+        "(default: never; the adapter kept is the last one)",
+    )
+    add_option(
+        group,
+        "learn_projection",
+        choices=("true", "false"),
+        default="true",
+        help="train a linear projection per subject layer (subject width -> explainer width, "
+        "no bias) with the adapter, starting from the fitted map (cross) or scale * I (self), "
+        "saved as projections.safetensors; false: slots keep the fixed map",
+    )

@@ -62,7 +62,7 @@ class IntrospectLM(HFLM):
         self.argument_names = {"pretrained", "peft", *kwargs}
         if not isinstance(pretrained, str):  # an already-loaded model object
             super().__init__(pretrained=pretrained, peft=peft, **kwargs)
-            self.loaded = None
+            self.loaded, self.projections = None, None
             _live.add(self)
             return
         spec = ModelSpec.from_arguments({**kwargs, "pretrained": pretrained, "peft": peft})
@@ -71,6 +71,9 @@ class IntrospectLM(HFLM):
         if source.gguf_file:
             kwargs["gguf_file"] = source.gguf_file
         super().__init__(pretrained=source.path, peft=peft, **kwargs)
+        from harness_plugins.prompts.projections import load_projections
+
+        self.projections = load_projections(peft)  # None: slots hold the fixed map's vectors
         self.loaded = LoadedModel(spec=spec, model=self.model, tokenizer=self.tokenizer)
         shared_models[spec] = self.loaded
         _live.add(self)
@@ -107,9 +110,8 @@ class IntrospectLM(HFLM):
             )
         except ValueError as error:
             raise IntrospectError(str(error)) from None
-        writes = [
-            Write("hook_embed", row, position, vectors.vector(key)) for position, key in slots
-        ]
+        read = self.projections.slot_value if self.projections is not None else vectors.vector
+        writes = [Write("hook_embed", row, position, read(key)) for position, key in slots]
         writes += [
             Write(site, row, position, vectors.vector(key), mode, onward)
             for position, site, key, mode, onward in blocks

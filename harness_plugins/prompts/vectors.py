@@ -67,6 +67,7 @@ class VectorTable:
     def __init__(self, mapper: Mapper | None = None) -> None:
         self.mapper = mapper
         self._vectors: dict[str, Any] = {}
+        self._sources: dict[str, tuple[Any, int | None, float]] = {}
         self._interventions: dict[str, tuple[tuple[str, str, str, bool], ...]] = {}
         _live.add(self)
 
@@ -86,6 +87,7 @@ class VectorTable:
     def clear(self) -> None:
         """Drop every vector: the requests that named them have been answered."""
         self._vectors.clear()
+        self._sources.clear()
         self._interventions.clear()
         _live.discard(self)
 
@@ -96,12 +98,14 @@ class VectorTable:
         import torch
 
         value = torch.as_tensor(vector, dtype=torch.float32)
+        source = (value, layer, float(scale))
         if self.mapper is not None:
             mapped_value, site = self.mapper(value, layer, site)
             value = torch.as_tensor(mapped_value, dtype=torch.float32)
         scaled = value * float(scale)
         key = _key(scaled)
         self._vectors[key] = scaled
+        self._sources[key] = source  # what a learned projection reads instead of the map
         return key, site
 
     def add_intervention(self, pairs: tuple[tuple[str, str, str, bool], ...]) -> str:
@@ -186,6 +190,12 @@ def has_markers(text: str) -> bool:
 def vector(key: str) -> Any:
     """The vector a slot or write names, from whichever live table holds it."""
     return _lookup("_vectors", key)
+
+
+def source(key: str) -> tuple[Any, int | None, float]:
+    """(subject-space vector, subject layer, scale) behind a key: a learned projection
+    (`harness_plugins.prompts.projections`) maps it instead of the fixed map."""
+    return _lookup("_sources", key)
 
 
 @dataclass(frozen=True)

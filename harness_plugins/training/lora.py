@@ -22,10 +22,13 @@ from typing import Any
 
 from harness_plugins.errors import IntrospectError
 from harness_plugins.prompts.chat import render
+from harness_plugins.training.adapter_files import (  # noqa: F401  read_manifest: re-exported
+    MANIFEST,
+    name_base_model,
+    read_manifest,
+)
 
 logger = logging.getLogger("introspect")
-
-MANIFEST = "introspect_training.json"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def encode_example(tokenizer: Any, example: Example, max_length: int) -> dict[st
         "labels": ([-100] * len(prompt_ids) + reply_ids)[cut:],
         "slot_positions": [position - cut for position, _ in slots],
         "slot_vectors": [vectors.vector(key).tolist() for _, key in slots],
+        "slot_keys": [key for _, key in slots],
     }
 
 
@@ -128,7 +132,7 @@ class _Collator:
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        where, values = [], []
+        where, values, keys = [], [], []
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             ids[i, :n] = torch.tensor(row["input_ids"])
@@ -137,7 +141,8 @@ class _Collator:
             for position, vector in zip(row["slot_positions"], row["slot_vectors"], strict=True):
                 where.append((i, position))
                 values.append(vector)
-        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+            keys += row.get("slot_keys", [])
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask, "slot_keys": keys}
         batch["slot_positions"] = torch.tensor(where, dtype=torch.long).reshape(-1, 2)
         batch["slot_vectors"] = (
             torch.tensor(values, dtype=torch.float32) if values else torch.zeros((0, 0))
@@ -155,6 +160,8 @@ def _slot_trainer() -> type:
     class SlotTrainer(Trainer):
         full_logits = False
         """True: the model's own loss, over logits at every position (same value, more memory)."""
+        slot_values: Any = None
+        """Set: the vectors at the slots come from it (slot keys -> values; learned projections)."""
 
         def _answer_only(self, return_outputs: bool) -> bool:
             return not (
@@ -174,6 +181,9 @@ def _slot_trainer() -> type:
         ) -> Any:
             where = inputs.pop("slot_positions")
             values = inputs.pop("slot_vectors")
+            keys = inputs.pop("slot_keys", [])
+            if self.slot_values is not None and keys:
+                values = self.slot_values(keys)
             handle = None
             if where.numel():
 
@@ -210,10 +220,13 @@ def train_lora(
     *,
     description: Mapping[str, Any],
     resume: bool = False,
+    addons: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train a LoRA adapter on ``examples`` from the base model ``base`` (a `ModelSpec`).
 
     Writes the adapter, its tokenizer and a manifest to ``out`` and returns the manifest.
+    ``addons``: Trainer callbacks that may also ``attach(trainer, tokenizer)`` before
+    training and ``save(folder)`` into the adapter (learned projections, learning curve).
     """
     import datasets
     import torch
@@ -300,6 +313,9 @@ def train_lora(
         data_collator=_Collator(tokenizer.pad_token_id),
     )
     trainer.full_logits = config.full_logits
+    for addon in addons:
+        trainer.add_callback(addon)
+        addon.attach(trainer, tokenizer, checkpoints[-1] if resume and checkpoints else None)
     started = time.perf_counter()
     result = trainer.train(
         resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None
@@ -312,6 +328,7 @@ def train_lora(
     model.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
     name_base_model(final, base.pretrained)
+    extras = {key: value for addon in addons for key, value in addon.save(final).items()}
     manifest = {
         **description,
         "base": asdict(base),
@@ -322,6 +339,7 @@ def train_lora(
         "final_loss": losses[-1] if losses else None,
         "first_learning_rate": rates[0] if rates else None,
         "config": asdict(config),
+        **extras,
     }
     (final / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     if use_wandb:
@@ -340,18 +358,6 @@ def train_lora(
         format_loss(manifest["final_loss"]),
     )
     return manifest
-
-
-def name_base_model(adapter: Path, name: str) -> None:
-    """Write the base as the user named it (alias, Hub id or folder) into adapter_config.json.
-
-    PEFT records the path it loaded from, a cache folder for an alias; the alias (or Hub
-    id) loads the same base on another machine.
-    """
-    config_path = Path(adapter) / "adapter_config.json"
-    config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = name
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def native_bf16() -> bool:
@@ -386,12 +392,3 @@ def _finish_wandb() -> None:
             wandb.finish()
     except Exception:  # logging must never fail a finished training run
         pass
-
-
-def read_manifest(adapter: str | Path) -> dict[str, Any]:
-    """The manifest `train_lora` wrote beside an adapter ({} when there is none)."""
-    path = Path(adapter) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
