@@ -60,6 +60,7 @@ class RunRecord:
     cross_model_maps: dict[str, Any] | None = None
     num_fewshot: int = 0
     fewshot_reference_key: str | None = None
+    vector_projection: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
