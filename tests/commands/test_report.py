@@ -87,3 +87,60 @@ def test_the_command_prints_the_card_and_names_a_bad_file(tmp_path, capsys):
     (tmp_path / "results_2027-01-01T00-00-00.json").write_text("{}")
     assert main(["report", str(tmp_path)]) == 2
     assert "no introspect task" in capsys.readouterr().err
+
+
+def test_the_card_sets_each_score_beside_its_floor_and_ceiling_and_says_which_beat_them():
+    from harness_plugins.commands.report import format_card, summary_lines, task_verdicts
+    from harness_plugins.results import RunResults
+
+    task = "introspect_input_ablation"
+    run = results(
+        task,
+        "input_ablation",
+        {
+            "exact_match": (0.55, 0.05),
+            "exact_match_constant_ceiling": (0.40, "N/A"),
+            "content_match": (0.60, 0.05),
+            "content_match_constant_ceiling": (0.75, "N/A"),
+            "top_answer_share": (0.30, 0.05),
+        },
+    )
+    shuffled = RunResults.from_dict(
+        results(
+            task, "input_ablation", {"exact_match": (0.35, 0.05), "content_match": (0.62, 0.05)}
+        )
+    ).task(task)
+    oracle = RunResults.from_dict(
+        results(task, "input_ablation", {"exact_match": (1.0, 0.0), "content_match": (1.0, 0.0)})
+    ).task(task)
+    rows = report_rows(run, {task: {"shuffled": shuffled, "oracle": oracle}})
+    by_metric = {row.metric: row for row in rows}
+    assert set(by_metric) == {"exact_match", "content_match"}  # calibration is no score row
+    assert (by_metric["exact_match"].floor, by_metric["exact_match"].ceiling) == (0.35, 0.40)
+    card = format_card(rows)
+    assert "shuffled floor" in card and "0.350 ± 0.050" in card
+    lines = summary_lines(rows, task_verdicts(RunResults.from_dict(run)))
+    assert f"beat their shuffled floor: {task}/exact_match" in lines
+    assert f"do not: {task}/content_match" in lines  # 0.60 vs 0.62: no
+    assert f"above their constant ceiling: {task}/exact_match" in lines
+    assert f"{task}: top answer share 0.30; not degenerate" in lines
+
+
+def test_a_one_sentence_run_is_called_degenerate_on_the_card():
+    from harness_plugins.commands.report import summary_lines, task_verdicts
+    from harness_plugins.results import RunResults
+
+    task = "introspect_activation_patching"
+    run = RunResults.from_dict(
+        results(
+            task,
+            "activation_patching",
+            {
+                "exact_match": (0.7, 0.05),
+                "exact_match_constant_ceiling": (0.7, "N/A"),
+                "top_answer_share": (1.0, 0.0),
+            },
+        )
+    )
+    lines = summary_lines(report_rows(run), task_verdicts(run))
+    assert lines[0] == f"{task}: top answer share 1.00; DEGENERATE (top answer share 1.00 >= 0.9)"
