@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from harness_plugins.explanation import ExplanationType, Metric
@@ -170,3 +170,25 @@ def degenerate_reason(
     if compared and not any(compared):
         return "no answer metric beats its constant ceiling"
     return None
+
+
+def is_calibration_metric(metric: str) -> bool:
+    """A metric this module adds (a ceiling or the top answer share), not a score."""
+    return metric == TOP_ANSWER_SHARE or metric.endswith(CEILING_SUFFIX)
+
+
+def degenerate_runs(cells: Iterable[Any]) -> dict[tuple[str, str, str], str]:
+    """(explainer, subject, task) -> why that run is degenerate, for matrix cells (objects
+    with ``explainer``, ``subject``, ``task``, ``metric`` and ``value``)."""
+    from harness_plugins.registry import get_registry
+
+    types = get_registry().explanation_types
+    scores: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    for cell in cells:
+        scores.setdefault((cell.explainer, cell.subject, cell.task), {})[cell.metric] = cell.value
+    found = {}
+    for key, values in scores.items():
+        reason = degenerate_reason(types.get(key[2].removeprefix("introspect_")), values)
+        if reason:
+            found[key] = reason
+    return found

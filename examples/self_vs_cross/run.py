@@ -253,20 +253,28 @@ def matrix_tables(data: Mapping[str, Any]) -> list[str]:
 
 def gap_table(gaps: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
     """Markdown: every self-minus-cross gap with its paired interval and p-value."""
-    lines = ["| seed | subject | task | metric | self | cross | gap | 95% CI (paired) | p | n |"]
-    lines.append("| --- |" * 1 + " --- |" * 9)
+    from harness_plugins.commands.matrix_outputs import significance_summary
+
+    lines = [
+        "| seed | subject | task | metric | self | cross | gap | 95% CI (paired) | p | n | flag |"
+    ]
+    lines.append("| --- |" * 1 + " --- |" * 10)
+    shown = []
     for seed, g in gaps:
         if g["metric"] not in REPORT_METRICS:
             continue
+        shown.append(g)
         interval = (
             "n/a" if g.get("ci_low") is None else f"[{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
         )
         p = "n/a" if g.get("p_value") is None else f"{g['p_value']:.3g}"
+        flag = f"degenerate: {g['degenerate']}" if g.get("degenerate") else ""
         lines.append(
             f"| {seed} | {g['subject']} | {g['task']} | {g['metric']} | {g['self']:.2f} | "
-            f"{g['cross']:.2f} | {g['gap']:+.2f} | {interval} | {p} | {g.get('n') or 'n/a'} |"
+            f"{g['cross']:.2f} | {g['gap']:+.2f} | {interval} | {p} | {g.get('n') or 'n/a'} | "
+            f"{flag} |"
         )
-    return lines
+    return [*lines, "", significance_summary(shown)]
 
 
 def training_table(out: Path) -> list[str]:

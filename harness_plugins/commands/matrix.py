@@ -20,8 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness_plugins.calibration import degenerate_runs, is_calibration_metric
 from harness_plugins.commands import matrix_statistics as stats
-from harness_plugins.commands.matrix_outputs import gap_lines, heatmaps, log_to_wandb, write_outputs
+from harness_plugins.commands.matrix_outputs import (
+    gap_lines,
+    heatmaps,
+    log_to_wandb,
+    significance_summary,
+    write_outputs,
+)
 from harness_plugins.errors import IntrospectError
 from harness_plugins.results import RunResults
 
@@ -187,6 +194,8 @@ def self_cross_gaps(
 ) -> list[dict[str, Any]]:
     """Per subject, task, metric and self explainer: its value minus the mean cross value.
 
+    A row whose self or cross run is degenerate (one answer to nearly everything, or no
+    score above a constant answer's) says so in ``degenerate``: that gap is no finding.
     Like with like: each self explainer (the base, or base + adapter) gets its own row,
     against the cross explainers of the same subject, task and metric. With the
     per-document values (``documents``) each row also gets the paired bootstrap interval,
@@ -194,8 +203,13 @@ def self_cross_gaps(
     """
     table: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
     baselines = {task: reference_metrics(task) for task in {cell.task for cell in cells}}
+    degenerate = degenerate_runs(cells)
     for cell in cells:
-        if cell.value is None or cell.metric in baselines[cell.task]:
+        if (
+            cell.value is None
+            or cell.metric in baselines[cell.task]
+            or is_calibration_metric(cell.metric)
+        ):
             continue
         entry = table.setdefault((cell.subject, cell.task, cell.metric), {"self": {}, "cross": {}})
         entry[cell.mode][cell.explainer] = cell.value
@@ -212,6 +226,12 @@ def self_cross_gaps(
             present = [d for d in cross_docs if d]
             if self_docs and len(present) == len(cross_docs):
                 test = stats.paired_gap(self_docs, present, resamples=resamples)
+            flags = [
+                f"{side} {name}: {degenerate[(name, subject, task)]}"
+                for side, names in (("self", [explainer]), ("cross", sorted(values["cross"])))
+                for name in names
+                if (name, subject, task) in degenerate
+            ]
             rows.append(
                 {
                     "subject": subject,
@@ -226,6 +246,7 @@ def self_cross_gaps(
                     "ci_high": test.ci_high if test else None,
                     "p_value": test.p_value if test else None,
                     "n": test.n if test else None,
+                    "degenerate": "; ".join(flags),
                 }
             )
     return rows
@@ -356,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pair {explainer} -> {subject}: {status}")
     print("\nself minus cross, per subject: (paired bootstrap 95% interval, two-sided p)")
     print("\n".join(gap_lines(gaps)))
+    print(significance_summary(gaps))
     if not gaps:
         print("  (needs each subject also among the explainers, and at least one other explainer)")
     print(

@@ -28,7 +28,9 @@ GAP_COLUMNS = (
     "ci_high",
     "p_value",
     "n",
+    "degenerate",
 )
+SIGNIFICANCE = 0.05
 
 
 def heatmaps(
@@ -133,13 +135,37 @@ def _number(value: float | None, spec: str) -> str:
 
 
 def gap_lines(gaps: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The printed self-minus-cross table: values, the paired 95% interval and p-value."""
+    """The printed self-minus-cross table: values, the paired 95% interval and p-value, and
+    the flag of a gap between degenerate runs (no finding, whatever its p-value)."""
     lines = []
     for gap in gaps:
         interval = interval_text(gap.get("ci_low"), gap.get("ci_high")) or "[n/a]"
+        flag = f"  DEGENERATE ({gap['degenerate']}): no finding" if gap.get("degenerate") else ""
         lines.append(
             f"  {gap['subject']:<28} {gap['explainer']:<28} {gap['task']}/{gap['metric']:<16} "
             f"self {gap['self']:.3f}  cross {gap['cross']:.3f}  gap {gap['gap']:+.3f} "
-            f"{interval}  p {_number(gap.get('p_value'), '.3g')}  n {gap.get('n') or 'n/a'}"
+            f"{interval}  p {_number(gap.get('p_value'), '.3g')}  n {gap.get('n') or 'n/a'}{flag}"
         )
     return lines
+
+
+def significant_gaps(gaps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Gaps that are findings: p below `SIGNIFICANCE` and neither side degenerate."""
+    return [
+        gap
+        for gap in gaps
+        if gap.get("p_value") is not None
+        and gap["p_value"] < SIGNIFICANCE
+        and not gap.get("degenerate")
+    ]
+
+
+def significance_summary(gaps: Sequence[Mapping[str, Any]]) -> str:
+    """One line: how many gaps are significant findings, and how many were set aside."""
+    flagged = sum(1 for gap in gaps if gap.get("degenerate"))
+    found = significant_gaps(gaps)
+    names = ", ".join(f"{g['subject']}:{g['task']}/{g['metric']}" for g in found) or "none"
+    return (
+        f"significant (p < {SIGNIFICANCE}, neither side degenerate): {len(found)} of "
+        f"{len(gaps)} gaps ({names}); {flagged} set aside as degenerate"
+    )

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness_plugins.calibration import (
-    CEILING_SUFFIX,
     TOP_ANSWER_SHARE,
     ceiling_name,
     degenerate_reason,
+    is_calibration_metric,
 )
 from harness_plugins.commands.common import table
 from harness_plugins.errors import IntrospectError
@@ -72,10 +72,6 @@ def _explanation(task: TaskResult) -> Any:
     return get_registry().explanation_types.get(task.record.explanation_type or "")
 
 
-def _is_calibration(metric: str) -> bool:
-    return metric == TOP_ANSWER_SHARE or metric.endswith(CEILING_SUFFIX)
-
-
 def report_rows(
     results: RunResults | Mapping[str, Any],
     controls: Mapping[str, Mapping[str, TaskResult | None]] | None = None,
@@ -94,7 +90,7 @@ def report_rows(
         mine = (controls or {}).get(task.name, {})
         shuffled, oracle = mine.get("shuffled"), mine.get("oracle")
         for metric, (value, stderr) in metrics.items():
-            if metric in baseline_metrics or _is_calibration(metric):
+            if metric in baseline_metrics or is_calibration_metric(metric):
                 continue
             baseline = baselines.get(metric)
             if isinstance(baseline, str):

@@ -135,3 +135,33 @@ def test_baseline_metrics_get_no_gap_row():
     ]
     gaps = self_cross_gaps(cells)
     assert [(g["metric"], g["gap"]) for g in gaps] == [("exact_match", 0.25)]
+
+
+def test_a_gap_between_one_sentence_explainers_is_flagged_and_not_significant():
+    from harness_plugins.commands.matrix_outputs import significance_summary, significant_gaps
+
+    task = "introspect_activation_patching"
+    self_values, cross_values = [1.0] * 10, [0.0] * 10
+    cells = [
+        Cell("m", "m", "self", task, "exact_match", 1.0, None, "ok", n=10),
+        # the self explainer says "unchanged" to everything: exactly what a constant reaches
+        Cell("m", "m", "self", task, "exact_match_constant_ceiling", 1.0, None, "ok"),
+        Cell("m", "m", "self", task, "top_answer_share", 1.0, None, "ok"),
+        Cell("o", "m", "cross", task, "exact_match", 0.0, None, "ok", n=10),
+        Cell("o", "m", "cross", task, "exact_match_constant_ceiling", 1.0, None, "ok"),
+        Cell("o", "m", "cross", task, "top_answer_share", 0.4, None, "ok"),
+    ]
+    documents = {
+        ("m", "m", task, "exact_match"): docs(self_values),
+        ("o", "m", task, "exact_match"): docs(cross_values),
+    }
+    gaps = self_cross_gaps(cells, documents, resamples=500)
+    # calibration metrics get no gap row; the score's gap is flagged on both sides
+    assert [g["metric"] for g in gaps] == ["exact_match"]
+    (gap,) = gaps
+    assert gap["p_value"] < 0.01  # the test alone would call it a finding
+    assert gap["degenerate"].startswith("self m: top answer share 1.00")
+    assert "cross o: no answer metric beats its constant ceiling" in gap["degenerate"]
+    assert "DEGENERATE" in gap_lines([gap])[0] and "no finding" in gap_lines([gap])[0]
+    assert significant_gaps(gaps) == []
+    assert "0 of 1 gaps (none); 1 set aside as degenerate" in significance_summary(gaps)
