@@ -626,3 +626,22 @@ def test_subprocess_exit_codes(results_file: Path) -> None:
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr.strip().startswith("introspect gate: error: metric 'nope'")
+
+
+def test_the_gate_sets_a_score_beside_its_constant_ceiling_and_flags_a_degenerate_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = lm_eval_results(ablation=0.7)
+    data["results"]["introspect_input_ablation"].update(
+        {"content_match_constant_ceiling,none": 0.75, "top_answer_share,none": 0.95}
+    )
+    data["configs"] = {
+        "introspect_input_ablation": {
+            "metadata": {"introspect": {"explanation_type": "input_ablation", "mode": "self"}}
+        }
+    }
+    path = write(tmp_path / "results.json", data)
+    assert run_gate(path, "--min", "introspect_input_ablation/content_match=0.5") == 0
+    out = capsys.readouterr().out
+    assert "content_match: 0.7 against a constant-answer ceiling of 0.75" in out
+    assert "introspect_input_ablation is DEGENERATE (top answer share 0.95 >= 0.9)" in out

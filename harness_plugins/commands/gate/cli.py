@@ -32,6 +32,7 @@ from harness_plugins.commands.gate.results import (
     parse_thresholds,
     resolve_metric,
 )
+from harness_plugins.results import RunResults
 
 
 def parse_alpha(value: str | float | None) -> float | None:
@@ -165,7 +166,41 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Check], list[str]]:
         new_checks = evaluate_baseline(results, baseline, max_drop, thresholds, alpha)
         notes += [c.warning for c in new_checks if c.warning]
         checks += new_checks
+    notes += calibration_notes(results, checks)
     return checks, notes
+
+
+def calibration_notes(results: RunResults, checks: list[Check]) -> list[str]:
+    """What the gated scores are worth: each checked metric beside the best a constant
+    answer reaches, and each task whose run is degenerate (its scores are no finding)."""
+    from harness_plugins.calibration import TOP_ANSWER_SHARE, ceiling_name, degenerate_reason
+    from harness_plugins.metric_names import split_result_key
+    from harness_plugins.registry import get_registry
+
+    notes = []
+    for name in dict.fromkeys(c.task for c in checks):
+        task = results.tasks.get(name)
+        if task is None or task.record is None:
+            continue
+        scores = {m.name: m.value for m in task.summary_metrics}
+        for check in (c for c in checks if c.task == name):
+            metric = split_result_key(check.key)[0]
+            ceiling = scores.get(ceiling_name(metric))
+            if ceiling is not None:
+                notes.append(
+                    f"introspect gate: {name}/{metric}: {scores.get(metric)} against a "
+                    f"constant-answer ceiling of {ceiling:.4g}"
+                )
+        explanation = get_registry().explanation_types.get(task.record.explanation_type or "")
+        reason = degenerate_reason(explanation, scores)
+        share = scores.get(TOP_ANSWER_SHARE)
+        if reason:
+            notes.append(
+                f"introspect gate: warning: {name} is DEGENERATE ({reason}): its scores are no finding"
+            )
+        elif share is not None:
+            notes.append(f"introspect gate: {name}: top answer share {share:.2f}")
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
