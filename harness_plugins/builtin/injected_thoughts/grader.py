@@ -131,3 +131,17 @@ def grade(answer: str, label: str, synonyms: Sequence[str] = ()) -> dict[str, bo
         "identified": detected and names(answer, label, synonyms),
         "coherent": coherent(answer),
     }
+
+
+_YES = re.compile(r"\b(?:yes|yeah|yep|true|correct)\b")
+_NO = re.compile(r"\b(?:no|nope|not|false|incorrect|never)\b")
+
+
+def answers_yes(answer: str) -> bool:
+    """Whether a plain yes/no answer says yes: a yes word comes before any no word.
+
+    For the unrelated questions of the yes-bias control (every true answer is "no").
+    """
+    text = " ".join((answer or "").lower().split())
+    yes, no = _YES.search(text), _NO.search(text)
+    return yes is not None and (no is None or yes.start() < no.start())

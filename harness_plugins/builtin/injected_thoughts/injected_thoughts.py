@@ -8,7 +8,11 @@ injected (the control trial) and once per (layer, strength) of the sweep with th
 vector *added* at that layer's output on every token it generates (``inject=generation``,
 from the last prompt token on) or also on the question (``prompt_and_generation``).
 Strength ``s`` adds a vector of norm ``s/4`` times the layer's median residual norm.
-A self-report: the subject is the explainer; cross mode is refused.
+The yes-bias control repeats every trial, injection identical, with an unrelated question
+whose true answer is "no" (`harness_plugins.banks.false_questions`): injecting a vector can
+shift any yes/no answer toward "yes", so a detection counts only above that rate
+(``detection_above_yes_bias``). A self-report: the subject is the explainer; cross mode
+is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ground_truth.sites import site
-from harness_plugins.builtin.injected_thoughts.grader import SYNONYMS, grade
+from harness_plugins.banks.false_questions import question_for
+from harness_plugins.builtin.injected_thoughts.grader import SYNONYMS, answers_yes, grade
 from harness_plugins.builtin.patchscopes.common import parse_layers
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
@@ -25,6 +30,7 @@ from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
 from harness_plugins.registry import get_registry, hookimpl
+from harness_plugins.stderr import bootstrap_stderr
 
 INSTRUCTION = (
     "I am an interpretability researcher studying language models like you. I can inject "
@@ -33,6 +39,7 @@ INSTRUCTION = (
 )
 QUESTION = "Do you detect an injected thought? If so, what is it about?"
 CELL_MEASURES = ("hit_rate", "identification_rate", "coherence_rate")
+BIAS_MEASURES = ("injected_yes_rate", "detection_above_yes_bias")
 
 
 def cell(layer: int, strength: float) -> str:
@@ -79,6 +86,15 @@ def _best_part(index: int) -> Any:
         return [float(layer), float(strength.replace("p", ".")), margin][index]
 
     return aggregate
+
+
+def best_above_yes_bias(values: list[Any]) -> float:
+    """The largest mean (hit minus injected yes) over the sweep cells: the best cell's
+    detection that the yes-bias does not explain."""
+    cells = list(values[0]) if values else []
+    if not cells:
+        return float("nan")
+    return max(sum(v[c] for v in values) / len(values) for c in cells)
 
 
 def _median_norm(residuals: Sequence[Any]) -> float:
@@ -144,7 +160,7 @@ class InjectedThoughts(ExplanationType):
     self_report = True
     max_gen_tokens = 40
     stop_sequences = ("\n\n",)
-    baselines = {"hit_rate": "false_alarm_rate"}
+    baselines = {"hit_rate": "false_alarm_rate", "detection_above_yes_bias": 0.0}
     options = (
         Option(
             "source", "concepts", "feature source: concepts, neurons, or one a plugin registers"
@@ -260,18 +276,30 @@ class InjectedThoughts(ExplanationType):
     ) -> list[tuple[str, tuple[Any, ...]]]:
         import torch
 
-        out = [("generate_until", (context, dict(generation)))]  # control: nothing written
-        at = context.rfind(QUESTION) if doc["inject"] == "prompt_and_generation" else -1
-        for layer, strength in self.trials(doc):
-            k = doc["layers"].index(layer)
-            direction = torch.tensor(doc["vectors"][k], dtype=torch.float32)
-            direction = direction / direction.norm().clamp_min(1e-8)
-            scaled = direction * (strength / 4.0) * doc["residual_norms"][k]
-            marker = vectors.intervention(
-                [(site("resid_post", layer), scaled, layer)], mode="add", onward=True
+        at_question = context.rfind(QUESTION)
+        if at_question < 0:
+            raise IntrospectError(
+                "injected_thoughts: the rendered prompt does not hold the question verbatim, so "
+                "the yes-bias question cannot take its place; use chat_format=plain"
             )
-            text = context + marker if at < 0 else context[:at] + marker + context[at:]
-            out.append(("generate_until", (text, dict(generation))))
+        unrelated = question_for(str(doc["question_id"]))
+        swapped = context[:at_question] + unrelated + context[at_question + len(QUESTION) :]
+        # the detection trials, then the same trials (same framing, same injection) asking
+        # the unrelated question instead of the detection question
+        out = []
+        for text, question in ((context, QUESTION), (swapped, unrelated)):
+            out.append(("generate_until", (text, dict(generation))))  # nothing injected
+            at = text.rfind(question) if doc["inject"] == "prompt_and_generation" else -1
+            for layer, strength in self.trials(doc):
+                k = doc["layers"].index(layer)
+                direction = torch.tensor(doc["vectors"][k], dtype=torch.float32)
+                direction = direction / direction.norm().clamp_min(1e-8)
+                scaled = direction * (strength / 4.0) * doc["residual_norms"][k]
+                marker = vectors.intervention(
+                    [(site("resid_post", layer), scaled, layer)], mode="add", onward=True
+                )
+                marked = text + marker if at < 0 else text[:at] + marker + text[at:]
+                out.append(("generate_until", (marked, dict(generation))))
         return out
 
     # ------------------------------------------------------------------ scoring
@@ -285,6 +313,12 @@ class InjectedThoughts(ExplanationType):
         "best_layer": Metric(_best_part(0)),
         "best_strength": Metric(_best_part(1)),
         "best_hit_minus_false_alarm": Metric(_best_part(2)),
+        "control_yes_rate": Metric(mean, higher_is_better=False),
+        "injected_yes_rate": Metric(mean, higher_is_better=False),
+        "detection_above_yes_bias": Metric(mean),
+        "best_detection_above_yes_bias": Metric(
+            best_above_yes_bias, stderr=bootstrap_stderr(best_above_yes_bias)
+        ),
     }
 
     def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
@@ -292,14 +326,34 @@ class InjectedThoughts(ExplanationType):
         metrics = dict(self.metrics)
         if docs is not None and len(docs):
             for layer, strength in self.trials(docs[0]):
-                for measure in CELL_MEASURES:
+                for measure in (*CELL_MEASURES, *BIAS_MEASURES):
                     metrics[f"{measure}_{cell(layer, strength)}"] = Metric(mean)
         return metrics
 
     def score_results(
         self, doc: Mapping[str, Any], results: Sequence[Any], context: Any = None
     ) -> dict[str, Any]:
-        answers = [r[0] if isinstance(r, list) else r for r in results]
+        answers = [str(r[0] if isinstance(r, list) else r) for r in results]
+        trials = len(self.trials(doc))
+        scores = self._detection_scores(doc, answers[: 1 + trials])
+        unrelated = answers[1 + trials :]
+        scores["control_yes_rate"] = float(answers_yes(unrelated[0]))
+        margins = {}
+        for (layer, strength), answer in zip(self.trials(doc), unrelated[1:], strict=True):
+            name = cell(layer, strength)
+            yes = float(answers_yes(answer))
+            scores[f"injected_yes_rate_{name}"] = yes
+            margins[name] = scores[f"hit_rate_{name}"] - yes
+            scores[f"detection_above_yes_bias_{name}"] = margins[name]
+        scores["injected_yes_rate"] = sum(
+            scores[f"injected_yes_rate_{name}"] for name in margins
+        ) / max(1, len(margins))
+        scores["detection_above_yes_bias"] = scores["hit_rate"] - scores["injected_yes_rate"]
+        scores["best_detection_above_yes_bias"] = margins
+        return scores
+
+    def _detection_scores(self, doc: Mapping[str, Any], answers: Sequence[str]) -> dict[str, Any]:
+        """The detection question's trials: the control first, then the sweep cells."""
         synonyms = SYNONYMS.get(doc["label"], ())
         control = grade(str(answers[0]), doc["label"], synonyms)
         scores: dict[str, Any] = {
