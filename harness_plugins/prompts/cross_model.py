@@ -194,3 +194,13 @@ def mapper_for(
 ) -> CrossModelMapper:
     """The mapper active while a cross-explanation renders its prompts (see `CrossModelMapper`)."""
     return CrossModelMapper(subject_spec, explainer_spec, registry, options)
+
+
+def mapper_for_pipeline(pipeline: Any) -> CrossModelMapper | None:
+    """None when a `ReferencePipeline`'s subject and explainer are one model, or its type
+    shows no vectors; else the subject->explainer mapper its prompts render through."""
+    if pipeline.mode == "self" or not pipeline.explanation.needs_vectors:
+        return None
+    return mapper_for(
+        pipeline.subject_spec, pipeline.explainer_spec, pipeline.registry, pipeline.options
+    )
