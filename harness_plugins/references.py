@@ -2,34 +2,46 @@
 
 options (validated once, before any weights load) -> questions -> partition -> subject
 -> fingerprint -> store (hit: load; miss: the backend runs the subject) -> keep window.
-The lm-eval task (`harness_plugins.lm_eval_adapter.task`) is a thin adapter over it; the
+The models come from the catalog (`harness_plugins.models`); the lm-eval task
+(`harness_plugins.lm_eval_adapter.task`) is a thin adapter over this pipeline, and the
 ``introspect`` commands (``ground-truth build``, training, ``matrix``) call it directly.
-What a run used is a typed `ReferenceRecord`, written into lm-eval's results as
+What a run used is a frozen `ReferenceRecord`, written into lm-eval's results as
 ``configs.<task>.metadata.introspect``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness_plugins import __version__
 from harness_plugins.errors import IntrospectError
-from harness_plugins.explanation import ExplanationType, ReferenceContext
 from harness_plugins.identity import (
     explanation_mode,
     mode_summary,
     reference_content_fingerprint,
 )
+from harness_plugins.models import ModelCatalog, model_arguments, model_specs
 from harness_plugins.options import resolve_options
 from harness_plugins.registry import Registry, get_registry
-from harness_plugins.run_models import check_model_names, model_specs, tokenizer_for
+
+if TYPE_CHECKING:
+    from harness_plugins.explanation import ExplanationType
 
 logger = logging.getLogger("introspect")
+
+__all__ = [
+    "TASK_PREFIX",
+    "ReferencePipeline",
+    "ReferenceRecord",
+    "explanation_mode",
+    "mode_summary",
+    "task_name_for",
+    "type_name_of",
+]
 
 TASK_PREFIX = "introspect_"
 """Every explanation type ``T`` is the lm-eval task ``introspect_T``."""
@@ -43,9 +55,12 @@ def type_name_of(task_or_type: str) -> str:
     return task_or_type.removeprefix(TASK_PREFIX)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReferenceRecord:
-    """What one run's references are: who, with which options, from where, and how they look."""
+    """What one run's references are: who, with which options, from where, and how they look.
+
+    Frozen: a later stage adds what it learned with `dataclasses.replace`.
+    """
 
     mode: str
     explanation_type: str
@@ -78,6 +93,17 @@ class ReferenceRecord:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+@dataclass
+class _Partition:
+    """The questions and kept documents of one partition (the task's own, or few-shot train)."""
+
+    options: dict[str, Any]
+    questions: Any = None
+    docs: Any = None
+    docs_for: int = 0
+    key: str | None = None
+
+
 class ReferencePipeline:
     """The references of one explanation type for one (explainer, subject) pair and options.
 
@@ -98,19 +124,19 @@ class ReferencePipeline:
         registry: Registry | None = None,
     ) -> None:
         self.registry = registry or get_registry()
+        self.models = ModelCatalog(self.registry)
         self.explanation: ExplanationType = self.registry.explanation_type(type_name)
         self.task = task or task_name_for(type_name)
         self.metadata = dict(metadata)
-        if model_arguments is None:  # lm-eval mixes model arguments into the metadata
-            from harness_plugins.lm_eval_adapter.model import model_argument_names
-
-            model_arguments = model_argument_names()
         others = {o.name for t in self.registry.explanation_types.values() for o in t.all_options()}
         self.options = resolve_options(
             self.task,
             self.explanation.all_options(),
             self.metadata,
-            model_arguments=model_arguments,
+            # lm-eval mixes model arguments into the metadata
+            model_arguments=(
+                _default_model_arguments() if model_arguments is None else model_arguments
+            ),
             known_model_arguments=known_model_arguments,
             other_options=others,
             warn=logger.warning,
@@ -127,7 +153,7 @@ class ReferencePipeline:
                 f"{self.task} is a self-report (vectors go into the subject's own residual "
                 "stream): drop subject= so that the explainer is the subject"
             )
-        check_model_names([self.subject_spec, self.explainer_spec], self.registry.model_aliases)
+        self.models.check_names([self.subject_spec, self.explainer_spec])
         self._check_tokenizers()
         from harness_plugins.prompts.projections import projection_kind
 
@@ -147,11 +173,8 @@ class ReferencePipeline:
             if self.explanation.needs_vectors
             else None,
         )
-        self._questions: Any = None
-        self._docs: Any = None
-        self._docs_for = 0
+        self._partitions = {self.options["partition"]: _Partition(self.options)}
         self._subject: Any = None
-        self._mapper: Any = None
 
     def _check_tokenizers(self) -> None:
         if not (
@@ -160,8 +183,8 @@ class ReferencePipeline:
             and self.explainer_spec is not None
         ):
             return
-        subject_vocab = tokenizer_for(self.subject_spec, self.registry).get_vocab()
-        explainer_vocab = tokenizer_for(self.explainer_spec, self.registry).get_vocab()
+        subject_vocab = self.models.tokenizer(self.subject_spec).get_vocab()
+        explainer_vocab = self.models.tokenizer(self.explainer_spec).get_vocab()
         if subject_vocab != explainer_vocab:
             raise IntrospectError(
                 f"{self.task}: subject {self.subject_spec.describe()} and explainer "
@@ -172,38 +195,54 @@ class ReferencePipeline:
 
     # ------------------------------------------------------------------ questions
 
-    def questions(self) -> Any:
-        """Every question of the chosen partition, in the type's fixed order (no model)."""
+    def _partition(self, name: str | None) -> _Partition:
+        """The task's own partition, or another one (few-shot examples come from train)."""
+        name = name or self.options["partition"]
+        if name not in self._partitions:
+            options = {**self.options, "partition": name}
+            self.explanation.validate(options)
+            self._partitions[name] = _Partition(options)
+        return self._partitions[name]
+
+    def questions(self, partition: str | None = None) -> Any:
+        """Every question of a partition (default: the task's), in the type's fixed order (no model)."""
         from ground_truth.cache import quiet_datasets
 
-        if self._questions is None:
+        part = self._partition(partition)
+        if part.questions is None:
             with quiet_datasets():
-                self._questions = self.explanation.questions_for(self.options, self.subject_spec)
-            if len(self._questions) == 0:
+                part.questions = self.explanation.questions_for(part.options, self.subject_spec)
+            if len(part.questions) == 0:
                 raise IntrospectError(
-                    f"{self.task}: the {self.options['partition']} partition has no questions"
+                    f"{self.task}: the {part.options['partition']} partition has no questions"
                 )
-        return self._questions
+        return part.questions
 
     @property
     def docs(self) -> Any:
-        """The documents with references built so far (None before `ensure`)."""
-        return self._docs
+        """The task's documents with references built so far (None before `ensure`)."""
+        return self._partitions[self.options["partition"]].docs
+
+    def reference_key(self, partition: str | None = None) -> str | None:
+        """The store key of a partition's references (None before `ensure`)."""
+        return self._partition(partition).key
 
     # ------------------------------------------------------------------ references
 
-    def ensure(self, needed: int) -> Any:
-        """Reference rows for the first ``needed`` documents, from the store or built now."""
+    def ensure(self, needed: int, partition: str | None = None) -> Any:
+        """Reference rows for the first ``needed`` documents of a partition (default: the
+        task's), from the store or built now; the task's own also update `record`."""
         from ground_truth.cache import ReferenceKey, ReferenceStore, quiet_datasets
 
-        questions = self.questions()
+        part = self._partition(partition)
+        questions = self.questions(partition)
         needed = min(needed, len(questions))
-        if self._docs is not None and self._docs_for >= needed:
-            return self._docs
-        self._docs_for = needed
+        if part.docs is not None and part.docs_for >= needed:
+            return part.docs
+        part.docs_for = needed
         self._check_layers()
         fingerprint = self.subject_fingerprint()
-        reference_options, files = self.reference_options()
+        reference_options, files = self.reference_options(part.options)
         key = ReferenceKey.make(
             self.explanation.name,
             self.explanation.version,
@@ -223,12 +262,16 @@ class ReferencePipeline:
         while True:
             with quiet_datasets():
                 result = ReferenceStore().ensure(
-                    key, questions, window, self._build, describe=describe
+                    key,
+                    questions,
+                    window,
+                    lambda missing: self._build(missing, part.options),
+                    describe=describe,
                 )
             built_rows += result.built_rows
             build_seconds += result.build_seconds
             rows = result.dataset.select(range(window))
-            kept = [i for i, doc in enumerate(rows) if self.explanation.keep(doc, self.options)]
+            kept = [i for i, doc in enumerate(rows) if self.explanation.keep(doc, part.options)]
             if len(kept) >= needed or window >= len(questions):
                 break
             window = min(len(questions), 2 * window)
@@ -246,13 +289,14 @@ class ReferencePipeline:
                 min(len(kept), needed),
                 window,
             )
-        self._docs = rows.select(kept[:needed])
+        docs = part.docs = rows.select(kept[:needed])
+        part.key = key.digest()
         self._subject = None  # free a cross-mode subject; the explainer keeps its own weights
         if built_rows:
-            how = f"built {built_rows} references in {build_seconds:.1f} s ({len(self._docs)} cached in {result.path})"
+            how = f"built {built_rows} references in {build_seconds:.1f} s ({len(docs)} cached in {result.path})"
         else:
-            how = f"reusing {len(self._docs)} cached references from {result.path}"
-        summary = self.explanation.summarize_references(self._docs) if len(self._docs) else ""
+            how = f"reusing {len(docs)} cached references from {result.path}"
+        summary = self.explanation.summarize_references(docs) if len(docs) else ""
         logger.warning(
             "introspect: %s: %s; %s%s",
             self.task,
@@ -260,40 +304,43 @@ class ReferencePipeline:
             how,
             f"; {summary}" if summary else "",
         )
-        self.record.subject_fingerprint = fingerprint
-        self._record_explainer_fingerprints(fingerprint)
-        self.record.reference_fingerprint = reference_content_fingerprint(self._docs)
-        self.record.reference_cache = str(result.path)
-        self.record.reference_key = key.digest()
-        self.record.references_built = built_rows
-        self.record.reference_build_seconds = round(build_seconds, 3)
-        self.record.reference_summary = summary
-        return self._docs
+        if part is self._partitions[self.options["partition"]]:
+            self.record = dataclasses.replace(
+                self.record,
+                subject_fingerprint=fingerprint,
+                **self.models.explainer_fingerprints(
+                    self.explainer_spec, self.subject_spec, self.mode, fingerprint
+                ),
+                reference_fingerprint=reference_content_fingerprint(docs),
+                reference_cache=str(result.path),
+                reference_key=part.key,
+                references_built=built_rows,
+                reference_build_seconds=round(build_seconds, 3),
+                reference_summary=summary,
+            )
+        return docs
 
     def _check_layers(self) -> None:
         """Out-of-range layers fail here, from the subject's config, before weights load."""
-        from ground_truth.subject import layer_count, shared_models
-
-        live = shared_models.get(self.subject_spec) or self._subject
-        if live is not None:
-            count = getattr(getattr(live.model, "config", None), "num_hidden_layers", None)
-        else:
-            count = layer_count(self.subject_spec, self.registry.model_aliases)
+        count = self.models.layer_count(self.subject_spec, loaded=self._subject)
         if isinstance(count, int):
             self.explanation.check_layers(self.options, count)
 
-    def reference_options(self) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    def reference_options(
+        self, options: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
         """(the options in the cache key, {option: {path, sha256}} for the files they name).
 
         A file an option names enters the key by its content hash, not its path.
         """
         from harness_plugins.options import content_key
 
+        options = self.options if options is None else options
         values, files = {}, {}
         for option in self.explanation.all_options():
             if not option.affects_reference or option.name in ("subject", "subject_peft", "seed"):
                 continue
-            value = self.options[option.name]
+            value = options[option.name]
             if option.names_file:
                 value, record = content_key(value)
                 if record is not None:
@@ -303,18 +350,18 @@ class ReferencePipeline:
 
     def subject_model(self) -> Any:
         """The subject, loaded at most once (the explainer's weights in self mode)."""
-        from ground_truth.subject import load_model
-
         if self._subject is None:
-            self._subject = load_model(self.subject_spec, self.registry.model_aliases)
+            self._subject = self.models.load(self.subject_spec)
         return self._subject
 
-    def _build(self, missing: Any) -> Any:
+    def _build(self, missing: Any, options: Mapping[str, Any]) -> Any:
+        from harness_plugins.explanation import ReferenceContext
+
         subject = self.subject_model()
-        backend = self.registry.backend(self.options["backend"])(
-            subject, batch_size=self.options["gt_batch_size"], progress=True
+        backend = self.registry.backend(options["backend"])(
+            subject, batch_size=options["gt_batch_size"], progress=True
         )
-        context = ReferenceContext(subject=subject, backend=backend, options=self.options)
+        context = ReferenceContext(subject=subject, backend=backend, options=options)
         built = self.explanation.build_references(missing, context)
         if "target" not in built.column_names:
             raise IntrospectError(
@@ -324,105 +371,8 @@ class ReferencePipeline:
 
     def subject_fingerprint(self) -> str:
         """The subject's content fingerprint: remembered per source, else from its weights."""
-        from ground_truth.subject import (
-            known_fingerprint,
-            remember_fingerprint,
-            resolve_source,
-            shared_models,
-        )
+        return self.models.fingerprint(self.subject_spec, self.subject_model)
 
-        live = shared_models.get(self.subject_spec)
-        source = resolve_source(self.subject_spec, self.registry.model_aliases)
-        if live is None:
-            known = known_fingerprint(self.subject_spec, source)
-            if known is not None:
-                return known
-            live = self.subject_model()
-        remember_fingerprint(self.subject_spec, source, live.fingerprint)
-        return live.fingerprint
 
-    def _record_explainer_fingerprints(self, subject_fingerprint: str) -> None:
-        """The explainer's whole, base and adapter fingerprints (what is known without loading)."""
-        from ground_truth.subject import (
-            adapter_fingerprint,
-            known_fingerprint,
-            resolve_source,
-            shared_models,
-        )
-
-        spec = self.explainer_spec
-        record = self.record
-        if spec is None or spec == self.subject_spec:
-            record.explainer_fingerprint = subject_fingerprint
-            record.explainer_base_fingerprint = subject_fingerprint
-            return
-        live = shared_models.get(spec)
-        record.explainer_fingerprint = live.fingerprint if live is not None else None
-        if not spec.peft:
-            record.explainer_base_fingerprint = record.explainer_fingerprint
-            return
-        record.explainer_adapter_fingerprint = adapter_fingerprint(spec.peft)
-        if self.mode == "self":  # the subject is the explainer's base
-            record.explainer_base_fingerprint = subject_fingerprint
-            return
-        base = dataclasses.replace(spec, peft=None)
-        live_base = shared_models.get(base)
-        record.explainer_base_fingerprint = (
-            live_base.fingerprint
-            if live_base is not None
-            else known_fingerprint(base, resolve_source(base, self.registry.model_aliases))
-        )
-
-    # ------------------------------------------------------------------ the explainer side
-
-    def vector_mapper(self) -> Any:
-        """None when subject and explainer are one model; else the fitted subject->explainer maps."""
-        if self.explainer_spec is None or self.mode == "self" or not self.explanation.needs_vectors:
-            return None  # no explainer weights (a control explainer): nothing to map into
-        if self._mapper is None:
-            from harness_plugins.prompts.cross_model import mapper_for
-
-            self._mapper = mapper_for(
-                self.subject_spec, self.explainer_spec, self.registry, self.options
-            )
-        return self._mapper
-
-    def record_map_fits(self) -> None:
-        """Cross-explanation: how well the subject->explainer maps fit, into the record."""
-        if self._mapper is not None:
-            self.record.cross_model_maps = {
-                f"subject layer {a} -> explainer layer {b}": fit
-                for (a, b), fit in self._mapper.fits.items()
-            }
-
-    @functools.cached_property
-    def subject_tokenizer(self) -> Any:
-        return tokenizer_for(self.subject_spec, self.registry)
-
-    def explainer_tokenizer(self) -> Any:
-        """The explainer's tokenizer, or None when no explainer model is named."""
-        if self.explainer_spec is None:
-            return None
-        return self._explainer_tokenizer
-
-    @functools.cached_property
-    def _explainer_tokenizer(self) -> Any:
-        return tokenizer_for(self.explainer_spec, self.registry)
-
-    def simulator(self, option: str = "simulator") -> Any:
-        """The model that simulates from descriptions (default: the explainer's live weights)."""
-        from ground_truth.subject import ModelSpec, load_model
-
-        if self.options.get(option):  # features' judge "none" never reaches here
-            spec = ModelSpec.from_arguments({"pretrained": self.options[option]})
-        elif self.explainer_spec is not None:
-            spec = self.explainer_spec
-        else:
-            raise IntrospectError(
-                f"{self.task}: name a {option} model with --metadata '{{\"{option}\": ...}}'"
-            )
-        return load_model(spec, self.registry.model_aliases)
-
-    def judge(self) -> Any:
-        """The model that rates descriptions (option ``judge``; default: the explainer)."""
-        return self.simulator("judge")
+def _default_model_arguments() -> frozenset[str]:
+    return model_arguments().possible

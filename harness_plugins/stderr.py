@@ -3,7 +3,7 @@
 lm-eval gives ``mean`` its closed form and bootstraps a fixed list of its own functions
 (100,000 times, with scikit-learn: minutes). An introspect aggregation that is neither
 declares one in its `Metric` (``Metric(aggregate, stderr=...)``), which the lm-eval adapter
-hands to lm-eval (`harness_plugins.lm_eval_adapter.index.patch_stderr`).
+hands to lm-eval (`harness_plugins.lm_eval_adapter.patches.patch_stderr`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ MODEL_NAME = "introspect"
 """``lm_eval --model introspect``."""
 CONTROL_MODEL_NAME = "introspect_control"
 """``lm_eval --model introspect_control``: the oracle, shuffled-oracle and constant controls."""
+CONTROL_ARGUMENTS = frozenset({"control", "control_seed", "control_metric"})
+"""The control model's own arguments (lm-eval mixes them into every task's metadata)."""
 GROUP = "introspect"
 """``lm_eval --tasks introspect``: every explanation type, plugin types included."""
 DATASET_PATH = "introspect"

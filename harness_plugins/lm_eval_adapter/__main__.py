@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hook.install(force=True)
     from lm_eval.__main__ import cli_evaluate
 
-    from harness_plugins.lm_eval_adapter.index import register_model
+    from harness_plugins.lm_eval_adapter.patches import register_model
 
     register_model()
     sys.argv = ["lm_eval", *(sys.argv[1:] if argv is None else argv)]

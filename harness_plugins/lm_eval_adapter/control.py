@@ -17,7 +17,6 @@ Only types that declare ``answer_metrics`` have a single reference answer to ser
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,20 +27,13 @@ from lm_eval.api.registry import register_model
 from harness_plugins.calibration import best_constant, reference_view
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType
-from harness_plugins.lm_eval_adapter import CONTROL_MODEL_NAME
+from harness_plugins.lm_eval_adapter import CONTROL_ARGUMENTS, CONTROL_MODEL_NAME
+from harness_plugins.lm_eval_adapter.patches import PASSED_BY_LM_EVAL
+from harness_plugins.models import register_live_model
 from harness_plugins.references import type_name_of
 from harness_plugins.registry import get_registry
 
 KINDS = ("oracle", "shuffled", "constant")
-ARGUMENTS = frozenset({"control", "control_seed", "control_metric"})
-"""The control model's own arguments (lm-eval mixes them into every task's metadata)."""
-
-_live: weakref.WeakSet[ControlLM] = weakref.WeakSet()
-
-
-def live_control() -> bool:
-    """Whether a control model is alive in this process (its arguments are then known)."""
-    return bool(_live)
 
 
 def _explanation_for(task_name: str | None) -> ExplanationType:
@@ -90,7 +82,9 @@ class ControlLM(LM):
         self.metric = control_metric or None
         self.chosen: dict[str, str] = {}
         """task -> the constant answer (``control=constant``), for the log and the tests."""
-        _live.add(self)
+        # its arguments are then known exactly, and vector tasks accept it (it reads none)
+        self.argument_names = set(CONTROL_ARGUMENTS | PASSED_BY_LM_EVAL)
+        register_live_model(self)
 
     # ------------------------------------------------------------------ answers
 

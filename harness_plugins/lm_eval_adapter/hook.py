@@ -5,7 +5,8 @@ with this package) imports this module at interpreter start-up; it only register
 import hook and returns. Nothing else happens unless lm-eval itself is imported: then,
 right after lm-eval defines its task index and its model registry, the hook adds the
 introspect task folder and tasks for plugin explanation types
-(`harness_plugins.lm_eval_adapter.index`) and registers the ``introspect`` model lazily.
+(`harness_plugins.lm_eval_adapter.index`) and applies its patches
+(`harness_plugins.lm_eval_adapter.patches`), registering the ``introspect`` model lazily.
 
 Switch it off with ``INTROSPECT_DISABLE_LM_EVAL_HOOK=1`` and use
 ``--include_path "$(introspect tasks --path)"`` instead (see README).
@@ -21,21 +22,23 @@ import sys
 
 DISABLE_ENV = "INTROSPECT_DISABLE_LM_EVAL_HOOK"
 
-# module lm-eval defines -> function (in harness_plugins.lm_eval_adapter.index) run right after it
+# module lm-eval defines -> (our module in harness_plugins.lm_eval_adapter, its function)
+# run right after it
 _AFTER_IMPORT = {
-    "lm_eval.api.registry": "register_model",
-    "lm_eval.tasks.manager": "patch_task_manager",
-    "lm_eval.config.evaluate_config": "patch_evaluator_config",
-    "lm_eval.evaluator_utils": "patch_stderr",
-    "lm_eval.utils": "patch_console_table",
+    "lm_eval.api.registry": ("patches", "register_model"),
+    "lm_eval.tasks.manager": ("index", "install_task_index"),
+    "lm_eval.config.evaluate_config": ("patches", "patch_evaluator_config"),
+    "lm_eval.evaluator_utils": ("patches", "patch_stderr"),
+    "lm_eval.utils": ("patches", "patch_console_table"),
 }
 
 
 def _run_patch(module_name: str) -> None:
     try:
-        from harness_plugins.lm_eval_adapter import index as lm_eval_tasks
+        from harness_plugins.lm_eval_adapter import index, patches
 
-        getattr(lm_eval_tasks, _AFTER_IMPORT[module_name])()
+        ours, function = _AFTER_IMPORT[module_name]
+        getattr({"index": index, "patches": patches}[ours], function)()
     except Exception as error:  # never break lm-eval for its other tasks
         print(
             f"introspect: warning: could not add introspect tasks to lm-eval ({type(error).__name__}: "

@@ -1,8 +1,9 @@
-"""What the lm-eval import hook adds: the introspect tasks, the group, and the model name.
+"""What the lm-eval task index gains: the introspect task folder, tasks for plugin types, the group.
 
-Run by `harness_plugins.lm_eval_adapter.hook` right after lm-eval defines its task index and
-model registry, and by hand through ``introspect tasks --path`` for ``--include_path``.
-Every function here is idempotent.
+`install_task_index` runs (through `harness_plugins.lm_eval_adapter.hook`) right after
+lm-eval defines its task manager; ``introspect tasks --path`` gives the folder for
+``--include_path`` by hand. The lm-eval changes themselves are in
+`harness_plugins.lm_eval_adapter.patches`. Every function here is idempotent.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.lm_eval_adapter import CONTROL_MODEL_NAME, DATASET_PATH, GROUP, MODEL_NAME
+from harness_plugins.lm_eval_adapter import DATASET_PATH, GROUP
+from harness_plugins.lm_eval_adapter.patches import patch_task_manager
 
-MODEL_TARGET = "harness_plugins.lm_eval_adapter.model:IntrospectLM"
-CONTROL_MODEL_TARGET = "harness_plugins.lm_eval_adapter.control:ControlLM"
-
-
-def patch_console_table() -> None:
-    """Per-layer metrics out of lm-eval's printed table (see `console`)."""
-    from harness_plugins.lm_eval_adapter.console import patch_console_table as patch
-
-    patch()
+__all__ = [
+    "GROUP",
+    "add_plugin_entries",
+    "install_task_index",
+    "introspect_task_types",
+    "task_config_dir",
+    "validate_before_loading",
+    "with_task_folder",
+]
 
 
 def task_config_dir() -> Path:
@@ -31,41 +33,6 @@ def task_config_dir() -> Path:
         if (candidate / f"{GROUP}.yaml").is_file():
             return candidate
     raise FileNotFoundError("introspect task folder not found; reinstall lm-eval-introspect")
-
-
-def register_model() -> None:
-    """Register ``--model introspect`` lazily, after lm-eval's own models."""
-    import lm_eval.models  # noqa: F401  (registering first would hide `--model hf`: lm-eval imports its models lazily only when its registry is empty)
-    from lm_eval.api.registry import model_registry
-
-    if MODEL_NAME not in model_registry:
-        model_registry.register(MODEL_NAME, target=MODEL_TARGET)
-    if CONTROL_MODEL_NAME not in model_registry:
-        model_registry.register(CONTROL_MODEL_NAME, target=CONTROL_MODEL_TARGET)
-
-
-def patch_stderr() -> None:
-    """Let lm-eval use the standard error a `Metric` declares (``Metric.stderr``).
-
-    lm-eval knows closed forms for mean and bootstraps a fixed list of functions 100,000
-    times; corpus-level introspect metrics (``changed_f1``) bring a vectorised bootstrap.
-    """
-    from lm_eval import evaluator_utils
-
-    from harness_plugins.explanation import declared_stderr
-
-    original = evaluator_utils.stderr_for_metric
-    if getattr(original, "_introspect", False):
-        return
-
-    def stderr_for_metric(metric: Any, bootstrap_iters: int) -> Any:
-        own = declared_stderr(metric)
-        if own is not None and bootstrap_iters > 0:
-            return own
-        return original(metric, bootstrap_iters)
-
-    stderr_for_metric._introspect = True  # type: ignore[attr-defined]
-    evaluator_utils.stderr_for_metric = stderr_for_metric
 
 
 def _is_defaults(path: Any) -> bool:
@@ -127,100 +94,17 @@ def introspect_task_types(index: dict[str, Any], names: Sequence[str]) -> dict[s
     return found
 
 
-# The model and model arguments of the `lm_eval` command line being run, seen before
-# lm-eval loads the model (see `patch_evaluator_config`): with them, options are
-# validated exactly before any weights load.
-_command_line_model: dict[str, Any] = {}
-
-
-def known_model_arguments() -> set[str] | None:
-    """The argument names the evaluated model will take, when it is the introspect model."""
-    from harness_plugins.lm_eval_adapter.model import live_model_arguments
-
-    passed = {"batch_size", "max_batch_size", "device"}
-    if _command_line_model.get("model") == CONTROL_MODEL_NAME or control_is_live():
-        return _control_arguments() | passed | set(_command_line_model.get("model_args") or ())
-    live = live_model_arguments()
-    if live is not None:
-        return live
-    if _command_line_model.get("model") == MODEL_NAME:
-        # what lm-eval passes besides the model_args (create_from_arg_string)
-        return {"pretrained", "peft", "batch_size", "max_batch_size", "device"} | set(
-            _command_line_model.get("model_args") or ()
-        )
-    return None
-
-
-def control_is_live() -> bool:
-    import sys
-
-    control = sys.modules.get("harness_plugins.lm_eval_adapter.control")
-    return control is not None and control.live_control()
-
-
-def _control_arguments() -> set[str]:
-    from harness_plugins.lm_eval_adapter.control import ARGUMENTS
-
-    return set(ARGUMENTS)
-
-
 def validate_before_loading(
     index: dict[str, Any], names: Sequence[str], metadata: dict[str, Any] | None
 ) -> None:
     """Build the reference pipeline of each selected introspect task before lm-eval loads any
-    model: every option, model name and tokenizer check runs now (and cheaply)."""
-    from harness_plugins.references import ReferencePipeline
+    model: every option, model name and tokenizer check runs now (and cheaply); the task
+    reuses that pipeline."""
+    from harness_plugins.lm_eval_adapter.validation import validate
 
-    known = known_model_arguments()
-    for task, type_name in introspect_task_types(index, names).items():
-        ReferencePipeline(type_name, metadata or {}, task=task, known_model_arguments=known)
-
-
-def patch_evaluator_config() -> None:
-    """Remember the ``--model`` and ``--model_args`` of the command line before tasks match."""
-    from lm_eval.config import evaluate_config
-
-    process = evaluate_config.EvaluatorConfig.process_tasks
-    if getattr(process, "_introspect", False):
-        return
-
-    def process_tasks(self: Any, *args: Any, **kwargs: Any) -> Any:
-        model_args = self.model_args if isinstance(self.model_args, dict) else {}
-        _command_line_model.update(model=self.model, model_args=set(model_args))
-        return process(self, *args, **kwargs)
-
-    process_tasks._introspect = True  # type: ignore[attr-defined]
-    evaluate_config.EvaluatorConfig.process_tasks = process_tasks
+    validate(introspect_task_types(index, names), metadata)
 
 
-def patch_task_manager() -> None:
+def install_task_index() -> None:
     """Teach lm-eval's task index about introspect tasks; check their options early."""
-    from lm_eval.tasks import _index, manager
-
-    from harness_plugins.errors import install_one_line_errors
-
-    install_one_line_errors()
-
-    build = _index.TaskIndex.build
-    if not getattr(build, "_introspect", False):
-
-        def build_with_introspect(
-            paths: Iterable[Any], *args: Any, **kwargs: Any
-        ) -> dict[str, Any]:
-            index = build(with_task_folder(paths), *args, **kwargs)
-            add_plugin_entries(index)
-            return index
-
-        build_with_introspect._introspect = True  # type: ignore[attr-defined]
-        _index.TaskIndex.build = staticmethod(build_with_introspect)
-
-    match = manager.TaskManager.match_tasks
-    if not getattr(match, "_introspect", False):
-
-        def match_tasks(self: Any, task_list: list[str]) -> list[str]:
-            matched = match(self, task_list)
-            validate_before_loading(self.task_index, matched, self.metadata)
-            return matched
-
-        match_tasks._introspect = True  # type: ignore[attr-defined]
-        manager.TaskManager.match_tasks = match_tasks
+    patch_task_manager(with_task_folder, add_plugin_entries, validate_before_loading)

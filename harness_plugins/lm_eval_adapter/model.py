@@ -9,9 +9,6 @@ instead of loading a second copy.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import weakref
 from typing import Any
 
 import lm_eval.models  # noqa: F401  fill lm-eval's model table first: registering into an
@@ -23,35 +20,8 @@ from lm_eval.models.huggingface import HFLM
 from ground_truth.subject import LoadedModel, ModelSpec, check_peft, resolve_source, shared_models
 from harness_plugins.errors import IntrospectError
 from harness_plugins.lm_eval_adapter import MODEL_NAME
+from harness_plugins.models import register_live_model
 from harness_plugins.registry import get_registry
-
-_live: weakref.WeakSet[IntrospectLM] = weakref.WeakSet()
-
-
-def live_model_arguments() -> set[str] | None:
-    """Argument names of the introspect models alive in this process (None if there are none).
-
-    lm-eval mixes model arguments into task metadata; knowing them exactly lets tasks
-    reject every other unknown key as a misspelt option.
-    """
-    if not _live:
-        return None
-    names: set[str] = set()
-    for model in _live:
-        names |= model.argument_names
-    return names
-
-
-@functools.cache
-def model_argument_names() -> frozenset[str]:
-    """Keyword arguments of lm-eval's HF model and ours: lm-eval mixes them into task metadata."""
-    names: set[str] = set()
-    for cls in (HFLM, IntrospectLM):
-        names.update(inspect.signature(cls.__init__).parameters)
-    names.update({"batch_size", "max_batch_size", "device", "dtype"})
-    names.discard("self")
-    names.discard("kwargs")
-    return frozenset(names)
 
 
 @register_model(MODEL_NAME)
@@ -59,11 +29,13 @@ class IntrospectLM(HFLM):
     """`HFLM` plus model aliases and weight sharing with introspect tasks."""
 
     def __init__(self, pretrained: Any, peft: str | None = None, **kwargs: Any) -> None:
+        # lm-eval mixes model arguments into task metadata: knowing them exactly lets tasks
+        # reject every other unknown key as a misspelt option (`models.model_arguments`)
         self.argument_names = {"pretrained", "peft", *kwargs}
         if not isinstance(pretrained, str):  # an already-loaded model object
             super().__init__(pretrained=pretrained, peft=peft, **kwargs)
             self.loaded, self.projections = None, None
-            _live.add(self)
+            register_live_model(self)
             return
         spec = ModelSpec.from_arguments({**kwargs, "pretrained": pretrained, "peft": peft})
         source = resolve_source(spec, get_registry().model_aliases)  # clear error for bad names
@@ -76,7 +48,7 @@ class IntrospectLM(HFLM):
         self.projections = load_projections(peft)  # None: slots hold the fixed map's vectors
         self.loaded = LoadedModel(spec=spec, model=self.model, tokenizer=self.tokenizer)
         shared_models[spec] = self.loaded
-        _live.add(self)
+        register_live_model(self)
 
     # ------------------------------------------------------------------ vector prompts
 

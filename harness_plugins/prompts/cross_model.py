@@ -194,3 +194,14 @@ def mapper_for(
 ) -> CrossModelMapper:
     """The mapper active while a cross-explanation renders its prompts (see `CrossModelMapper`)."""
     return CrossModelMapper(subject_spec, explainer_spec, registry, options)
+
+
+def mapper_for_pipeline(pipeline: Any) -> CrossModelMapper | None:
+    """None when a `ReferencePipeline`'s subject and explainer are one model (or a control
+    explainer with no weights answers), or its type
+    shows no vectors; else the subject->explainer mapper its prompts render through."""
+    if pipeline.mode in ("self", "control") or not pipeline.explanation.needs_vectors:
+        return None
+    return mapper_for(
+        pipeline.subject_spec, pipeline.explainer_spec, pipeline.registry, pipeline.options
+    )

@@ -64,6 +64,7 @@ def load_type(
     ``metadata`` names the subject (``subject``, ``subject_peft``) and further options;
     the prompts' vectors go into ``table``, which the caller keeps until training ends.
     """
+    from harness_plugins.prompts.cross_model import mapper_for_pipeline
     from harness_plugins.references import ReferencePipeline
 
     model_arguments = {"pretrained": explainer.pretrained}
@@ -78,7 +79,7 @@ def load_type(
     docs = list(pipeline.ensure(limit or len(pipeline.questions())))
     examples = []
     with table.active():
-        table.mapper = pipeline.vector_mapper()
+        table.mapper = mapper_for_pipeline(pipeline)
         for doc in docs:
             messages = explanation.explainer_messages(doc, pipeline.options)
             examples.append(Example(tuple(messages), explanation.target(doc)))

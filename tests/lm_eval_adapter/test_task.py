@@ -254,3 +254,35 @@ def test_the_no_internals_control_keeps_the_norm_and_drops_the_vector(tiny_llama
     original, control = slot_vector({"no_internals": True})
     assert not torch.allclose(control, original)
     torch.testing.assert_close(control.norm(), original.norm())
+
+
+def test_a_run_builds_one_reference_pipeline_for_its_task(tiny_llama, monkeypatch):
+    """Validation before the model loads, the task and its few-shot examples share one pipeline."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from harness_plugins.lm_eval_adapter import index
+    from harness_plugins.lm_eval_adapter.model import IntrospectLM
+    from harness_plugins.references import ReferencePipeline
+
+    built = []
+    original = ReferencePipeline.__init__
+
+    def counting(self, type_name, *args, **kwargs):
+        built.append(type_name)
+        original(self, type_name, *args, **kwargs)
+
+    monkeypatch.setattr(ReferencePipeline, "__init__", counting)
+    index.install_task_index()  # what the import hook does once lm-eval's task manager loads
+    manager = TaskManager(metadata={"pretrained": str(tiny_llama), "seed": 5})
+    tasks = manager.match_tasks(["introspect_input_ablation"])
+    assert built == ["input_ablation"]  # options checked before any model loads
+    lm = IntrospectLM(pretrained=str(tiny_llama), device="cpu", batch_size=2)
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=tasks, task_manager=manager, limit=2, num_fewshot=1, bootstrap_iters=0
+    )
+    assert built == ["input_ablation"]
+    record = results["configs"]["introspect_input_ablation"]["metadata"]["introspect"]
+    assert record["num_fewshot"] == 1
+    assert record["fewshot_reference_key"] not in (None, record["reference_key"])
+    assert "exact_match,none" in results["results"]["introspect_input_ablation"]

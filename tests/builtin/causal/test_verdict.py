@@ -109,7 +109,7 @@ def test_changed_f1_has_a_bootstrapped_stderr_lm_eval_uses():
     from lm_eval import evaluator_utils
 
     from harness_plugins.builtin.causal.verdict import changed_f1_stderr
-    from harness_plugins.lm_eval_adapter.index import patch_stderr
+    from harness_plugins.lm_eval_adapter.patches import patch_stderr
 
     patch_stderr()
     stderr_fn = evaluator_utils.stderr_for_metric(changed_f1, bootstrap_iters=100000)

@@ -317,7 +317,7 @@ def test_corpus_level_metrics_have_a_bootstrapped_stderr():
     from lm_eval import evaluator_utils
 
     from harness_plugins.builtin.preferences.reports import mean_of_points
-    from harness_plugins.lm_eval_adapter.index import patch_stderr
+    from harness_plugins.lm_eval_adapter.patches import patch_stderr
 
     patch_stderr()
     docs = [[[i, i + (i % 3)], [i + 1, i * 2]] for i in range(12)]
