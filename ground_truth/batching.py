@@ -207,7 +207,7 @@ class BatchedBackend(InterventionBackend):
 
     # ------------------------------------------------------------------ primitive
 
-    def _bar(self, total: int, batches: int, description: str) -> Any:
+    def progress_bar(self, total: int, batches: int, description: str) -> Any:
         return tqdm(
             total=total, desc=description, unit="seq", disable=not self.progress or batches < 2
         )
@@ -228,7 +228,7 @@ class BatchedBackend(InterventionBackend):
         read_values: dict[int, torch.Tensor] = {}
         scored: list[torch.Tensor | None] = [None] * len(sequences)
         greedy: list[bool] = [False] * len(sequences)
-        bar = self._bar(len(sequences), len(batches), description)
+        bar = self.progress_bar(len(sequences), len(batches), description)
         for batch in batches:
             groups = self.prefix_groups(batch, sequences, reads, writes, score_from)
             starts = [shared for first, stop, shared in groups for _ in range(first, stop)]
@@ -298,7 +298,7 @@ class BatchedBackend(InterventionBackend):
         results: list[list[int]] = [[] for _ in sequences]
         stop_set = set(stop_token_ids)
         stops = torch.tensor(sorted(stop_set), dtype=torch.long, device=self.device)
-        bar = self._bar(len(sequences), len(batches), description)
+        bar = self.progress_bar(len(sequences), len(batches), description)
         for batch in batches:
             ids, mask, offsets = self.pad([sequences[i] for i in batch])
             plan = self.plan(batch, lengths, offsets, writes, ())

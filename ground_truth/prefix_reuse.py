@@ -217,7 +217,7 @@ def clean_and_patched(
     size = backend.batch_size
     clean: list[torch.Tensor | None] = [None] * len(sequences)
     patched: list[torch.Tensor | None] = [None] * len(sequences)
-    bar = backend._bar(len(sequences), -(-len(sequences) // size), description)
+    bar = backend.progress_bar(len(sequences), -(-len(sequences) // size), description)
     with torch.inference_mode():
         for at in range(0, len(order), size):
             batch = order[at : at + size]

@@ -189,16 +189,10 @@ class IntrospectTask(Task):
         if self._vectors is not None:
             self._vectors.clear()
         scores = self.explanation.score_results(doc, results, self.services.scoring_context)
-        own = self._own_metrics()
-        return {**scores, **calibration_values(self.explanation, doc, results, own)}
-
-    def _own_metrics(self) -> Mapping[str, Any]:
-        docs = self.pipeline.docs
-        return self.explanation.metrics_for(docs) if docs is not None else self.explanation.metrics
+        return {**scores, **calibration_values(self.explanation, doc, results, self._metrics())}
 
     def _metrics(self) -> Mapping[str, Any]:
-        own = self._own_metrics()
-        return {**own, **calibration_metrics(self.explanation, own)}
+        return run_metrics(self.explanation, self.pipeline.docs)
 
     def aggregation(self) -> dict[str, Any]:
         return {name: metric.aggregate for name, metric in self._metrics().items()}
@@ -261,6 +255,13 @@ def render_prompt(
         return chat.plain_transcript(messages)
     text, _ = chat.render(tokenizer, messages, options["chat_format"])
     return text
+
+
+def run_metrics(explanation: Any, docs: Any) -> dict[str, Any]:
+    """A run's metrics: the type's own (per layer or cell when its documents say so) and
+    their calibration (`harness_plugins.calibration`)."""
+    own = explanation.metrics_for(docs) if docs is not None else explanation.metrics
+    return {**own, **calibration_metrics(explanation, own)}
 
 
 def require_introspect_model(task: str, explanation: Any) -> None:
