@@ -363,9 +363,13 @@ class ReferencePipeline:
         )
         context = ReferenceContext(subject=subject, backend=backend, options=options)
         built = self.explanation.build_references(missing, context)
-        if "target" not in built.column_names:
+        declared = dict.fromkeys(["target", *self.explanation.reference_columns])
+        absent = [column for column in declared if column not in built.column_names]
+        if absent:
             raise IntrospectError(
-                f"explanation type {self.explanation.name!r} built references without a target column"
+                f"explanation type {self.explanation.name!r} built references without its "
+                f"declared column(s) {', '.join(absent)} (reference_columns); add them in "
+                "build_references"
             )
         return built
 

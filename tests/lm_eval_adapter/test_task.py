@@ -286,3 +286,14 @@ def test_a_run_builds_one_reference_pipeline_for_its_task(tiny_llama, monkeypatc
     assert record["num_fewshot"] == 1
     assert record["fewshot_reference_key"] not in (None, record["reference_key"])
     assert "exact_match,none" in results["results"]["introspect_input_ablation"]
+
+
+def test_a_build_without_its_declared_reference_columns_is_one_error(
+    tiny_llama, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "fresh"))  # no cached references
+    declared = (*InputAblation.reference_columns, "rationale")
+    monkeypatch.setattr(InputAblation, "reference_columns", declared)
+    task = make_task({"pretrained": str(tiny_llama)})
+    with pytest.raises(IntrospectError, match=r"declared column\(s\) rationale"):
+        task.ensure_references(1)
