@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -291,8 +291,11 @@ class BatchedBackend(InterventionBackend):
         max_new_tokens: int,
         writes: Sequence[Write] = (),
         stop_token_ids: Sequence[int] = (),
+        stop_when: Callable[[list[int]], bool] | None = None,
         description: str = "generate",
     ) -> list[list[int]]:
+        """Greedy continuations; a row stops at a stop token, or as soon as ``stop_when``
+        (given the row's new tokens so far) says its text is complete."""
         lengths = [len(s) for s in sequences]
         batches = self.batches(sequences)
         results: list[list[int]] = [[] for _ in sequences]
@@ -302,9 +305,9 @@ class BatchedBackend(InterventionBackend):
         for batch in batches:
             ids, mask, offsets = self.pad([sequences[i] for i in batch])
             plan = self.plan(batch, lengths, offsets, writes, ())
-            new_tokens = self._greedy(ids, mask, plan, max_new_tokens, stops)
+            new_tokens, ends = self._greedy(ids, mask, plan, max_new_tokens, stops, stop_when)
             for i, row in enumerate(batch):
-                tokens = new_tokens[i].tolist()
+                tokens = new_tokens[i, : ends[i]].tolist()
                 for n, token in enumerate(tokens):
                     if token in stop_set:  # keep the stop token, drop what follows
                         tokens = tokens[: n + 1]
@@ -321,22 +324,31 @@ class BatchedBackend(InterventionBackend):
         plan: SitePlan,
         max_new_tokens: int,
         stops: torch.Tensor,
-    ) -> torch.Tensor:
-        """Greedy tokens [batch, steps]: the prompt pass with the writes, then steps with
-        the ``onward`` writes alone."""
+        stop_when: Callable[[list[int]], bool] | None = None,
+    ) -> tuple[torch.Tensor, list[int]]:
+        """Greedy tokens [batch, steps] and each row's length: the prompt pass with the
+        writes, then steps with the ``onward`` writes alone, until every row has stopped."""
+        rows = ids.shape[0]
         if max_new_tokens <= 0:
-            return ids.new_zeros((ids.shape[0], 0))
+            return ids.new_zeros((rows, 0)), [0] * rows
         logits, past = self.run(ids, mask, plan, use_cache=True)
         generated = []
         step_plan = plan.generation_step()
-        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        finished = torch.zeros(rows, dtype=torch.bool, device=ids.device)
+        ends = [max_new_tokens] * rows
         for step in range(max_new_tokens):
             token = logits[:, -1, :].argmax(-1)
             generated.append(token)
             if stops.numel():
                 finished |= torch.isin(token, stops)
+            if stop_when is not None:
+                so_far = torch.stack(generated, dim=1)
+                for row in range(rows):
+                    if not finished[row] and stop_when(so_far[row].tolist()):
+                        finished[row] = True
+                        ends[row] = step + 1
             if bool(finished.all()) or step == max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             logits, past = self.run(token[:, None], mask, step_plan, past=past, use_cache=True)
-        return torch.stack(generated, dim=1)
+        return torch.stack(generated, dim=1), ends

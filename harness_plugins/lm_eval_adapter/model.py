@@ -133,6 +133,7 @@ class IntrospectLM(HFLM):
                 max_new_tokens=max_tokens,
                 writes=[w for _, ws in encoded for w in ws],
                 stop_token_ids=[self.eot_token_id],
+                stop_when=self._stop_when(until),
                 description="introspect: explainer with vectors",
             )
             for i, new in zip(indices, tokens, strict=True):
@@ -142,6 +143,18 @@ class IntrospectLM(HFLM):
                 results[i] = text
                 self.cache_hook.add_partial("generate_until", requests[i].args, text)
         return results
+
+    def _stop_when(self, until: tuple[str, ...]) -> Any:
+        """A row is done as soon as its decoded text holds one of lm-eval's ``until``
+        strings (lm-eval cuts the answer there anyway: generating on is waste)."""
+        if not until:
+            return None
+
+        def stop_when(tokens: list[int]) -> bool:
+            text = self.tok_decode(tokens)
+            return any(stop in text for stop in until)
+
+        return stop_when
 
     def loglikelihood(
         self, requests: list[Any], disable_tqdm: bool = False

@@ -104,6 +104,32 @@ def test_generation_with_and_without_markers_in_one_batch(lm):
         lm.generate_until([Request(marked, {**gen, "do_sample": True})])
 
 
+def test_vector_generation_stops_as_soon_as_an_until_string_is_complete(lm, monkeypatch):
+    backend = lm._vector_backend()
+    vector = torch.randn(lm.model.config.hidden_size)
+    marked = "Describe " + vectors.slot(vector) + " please"
+    passes = []
+    original = type(backend).run
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(backend), "run", counted)
+    free = {"until": [], "max_gen_toks": 12, "do_sample": False}
+    (full,) = lm.generate_until([Request(marked, dict(free))])
+    assert len(passes) == 12  # one prompt pass, then 11 steps: nothing stops it
+    ids = backend.generate(
+        [lm._encode_marked(marked, 0)[0]], max_new_tokens=12, writes=lm._encode_marked(marked, 0)[1]
+    )[0]
+    stop = lm.tok_decode(ids[:3])
+    assert stop and full.startswith(stop)
+    passes.clear()
+    (cut,) = lm.generate_until([Request(marked, {**free, "until": [stop]})])
+    assert cut == full.split(stop)[0]
+    assert len(passes) <= 3  # stopped once the stop string was complete, not at 12 tokens
+
+
 def test_an_intervention_with_the_prompts_own_state_changes_nothing(lm):
     from ground_truth.primitive import Read
 
