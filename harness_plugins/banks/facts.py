@@ -86,6 +86,10 @@ class AttributeTriple:
     prompt_source: str
     position_source: int | None = None
     """The file's token index of the subject in ``prompt_source`` (None: its last mention)."""
+    mention: str | None = None
+    """The subject's last word(s) when ``prompt_source`` holds only those (None: all of it)."""
+    source_end: int | None = None
+    """Where the file's tokens of ``prompt_source`` end the subject, in characters (if known)."""
 
 
 # --------------------------------------------------------------------------

@@ -2,13 +2,17 @@
 
 Rows with an empty source prompt are skipped with one warning; ``position_source``
 is honoured when present. Every problem is one line naming the file, the row and the fix.
+The published crops often hold only the subject's last word(s) ("Einstein =" for
+"Albert Einstein"): :func:`read_published_tsv` reads those at the end of that part.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness_plugins.banks.facts import _STANDALONE_X, AttributeTriple
@@ -21,6 +25,40 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 def _unescape(text: str) -> str:
     return _UNICODE_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
+
+
+class _NoMention(IntrospectError):
+    """A row whose source crop holds no word-final part of the subject."""
+
+
+def subject_mention(subject: str, text: str) -> tuple[str, list[int]]:
+    """The longest word-final part of ``subject`` that ``text`` contains, and where it ends.
+
+    The whole subject is found anywhere (as always); a part ("Einstein" of "Albert
+    Einstein") only as whole words of ``text``, so "Man" is not read in "Batman" or "Mankind".
+    ``("", [])`` when not even the last word is there.
+    """
+    ends = [match.end() for match in re.finditer(re.escape(subject), text)]
+    if ends:
+        return subject, ends
+    for word in list(re.finditer(r"\S+", subject))[1:]:
+        part = subject[word.start() :]
+        ends = [match.end() for match in re.finditer(rf"(?<!\w){re.escape(part)}(?!\w)", text)]
+        if ends:
+            return part, ends
+    return "", []
+
+
+def _cropped_end(value: str, prompt_source: str) -> int | None:
+    """Where the file's own tokens (``source_cropped_toks``) end in the crop, if they prefix it."""
+    try:
+        tokens = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        return None
+    joined = _unescape("".join(tokens))
+    return len(joined) if joined and prompt_source.startswith(joined) else None
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -52,7 +90,7 @@ def _read_tsv(source: str, file: Path) -> list[tuple[int, list[str]]]:
 
 def _header_columns(source: str, header: list[str]) -> dict[str, int]:
     names = [name.strip() for name in header]
-    wanted = (*TSV_COLUMNS, "relation")
+    wanted = (*TSV_COLUMNS, "relation", "source_cropped_toks")
     for name in wanted:
         if names.count(name) > 1:
             raise located_error(source, "header (line 1)", f"column {name!r} appears twice")
@@ -71,6 +109,7 @@ def _triple_from_row(
     columns: dict[str, int],
     width: int,
     stem: str,
+    partial: bool = False,
 ) -> AttributeTriple:
     where = f"row {number} (line {line})"
     if len(row) != width:
@@ -82,6 +121,8 @@ def _triple_from_row(
         )
     values: dict[str, str] = {}
     for name, index in columns.items():
+        if name == "source_cropped_toks":
+            continue  # optional, only a hint where the file read
         if not row[index].strip():
             raise located_error(source, where, f"column {name!r} is empty")
         values[name] = row[index]
@@ -102,13 +143,18 @@ def _triple_from_row(
             where,
             f"column 'prompt_target' has no standalone placeholder x: {_short(prompt_target)}",
         )
-    if subject not in prompt_source:
-        raise located_error(
+    mention = subject if subject in prompt_source else None
+    if mention is None and partial:
+        mention = subject_mention(subject, prompt_source)[0] or None
+    if mention is None:
+        message = located_error(
             source,
             where,
             f"column 'prompt_source' does not contain the subject {subject!r}:"
             f" {_short(prompt_source)}",
         )
+        raise _NoMention(str(message)) if partial else message
+    cropped = columns.get("source_cropped_toks")
     relation = values["relation"].strip() if "relation" in values else stem
     return AttributeTriple(
         triple_id=f"{relation}-{number:04d}",
@@ -118,6 +164,8 @@ def _triple_from_row(
         prompt_target=prompt_target,
         prompt_source=prompt_source,
         position_source=position_source,
+        mention=None if mention == subject else mention,
+        source_end=None if cropped is None else _cropped_end(row[cropped], prompt_source),
     )
 
 
@@ -126,15 +174,44 @@ def _empty_source(row: list[str], columns: dict[str, int]) -> bool:
     return index < len(row) and not row[index].strip()
 
 
+@dataclass(frozen=True)
+class MentionCounts:
+    """How one file's rows were read: at the whole subject, at its last word(s), or skipped."""
+
+    file: str
+    full: int = 0
+    partial: int = 0
+    empty: int = 0
+    no_mention: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.empty + self.no_mention
+
+    def describe(self) -> str:
+        """One line for the run's reference summary and record."""
+        return (
+            f"{Path(self.file).name}: {self.full} rows read at a full mention of the subject,"
+            f" {self.partial} at a partial one (its last words), {self.skipped} skipped"
+            f" ({self.empty} with an empty prompt_source, {self.no_mention} with no word of it)"
+        )
+
+
 def load_patchscopes_tsv(
-    path: str | Path, *, skip_bad_rows: bool = False, skip_empty_source: bool = False
+    path: str | Path,
+    *,
+    skip_bad_rows: bool = False,
+    skip_empty_source: bool = False,
+    partial_mentions: bool = False,
 ) -> list[AttributeTriple]:
     """Triples from a Patchscopes TSV (``patchscopes/code/preprocessed_data/*/*.tsv``).
 
     Reads the columns prompt_target, subject, object, prompt_source and
     position_source (an integer token index of the tokenizer the file was made
-    with, kept to pick which subject mention to read) plus an optional ``relation``;
-    other columns are ignored and the relation defaults to the file's stem.
+    with, kept to pick which subject mention to read) plus an optional ``relation``
+    and ``source_cropped_toks`` (the file's tokens of the crop up to the subject:
+    when they prefix ``prompt_source`` they give ``source_end``); other columns are
+    ignored and the relation defaults to the file's stem.
     ``prompt_target`` and ``prompt_source`` are kept verbatim (the files'
     leading spaces matter to tokenizers); literal ``\\uXXXX`` escapes are
     decoded.  Ids are ``<relation>-<row>`` with 1-based data-row numbers.
@@ -144,9 +221,21 @@ def load_patchscopes_tsv(
     contain rows with an empty prompt_source (the subject was not found in a
     text crop); ``skip_empty_source=True`` drops just those with one warning
     giving their count, ``skip_bad_rows=True`` drops every bad row with one
-    warning. Problems with the file or its header always raise.
+    warning. With ``partial_mentions=True`` a crop holding only the subject's last
+    word(s) is read there (``mention``) and a crop with no word of it is skipped,
+    counted in one warning. Problems with the file or its header always raise.
     """
-    file = Path(path)
+    return _load(Path(path), skip_bad_rows, skip_empty_source, partial_mentions)[0]
+
+
+def read_published_tsv(path: str | Path) -> tuple[list[AttributeTriple], MentionCounts]:
+    """A published Patchscopes file as published: partial mentions read, empty crops skipped."""
+    return _load(Path(path), False, True, True)
+
+
+def _load(
+    file: Path, skip_bad_rows: bool, skip_empty_source: bool, partial_mentions: bool
+) -> tuple[list[AttributeTriple], MentionCounts]:
     source = str(file)
     records = _read_tsv(source, file)
     while records and not records[0][1]:
@@ -158,6 +247,7 @@ def load_patchscopes_tsv(
 
     triples: list[AttributeTriple] = []
     skipped: list[str] = []
+    no_mention: list[str] = []
     empty = 0
     for number, (line, row) in enumerate(records[1:], start=1):
         if not row:  # a blank line, e.g. at the end of the file
@@ -166,7 +256,13 @@ def load_patchscopes_tsv(
             empty += 1
             continue
         try:
-            triples.append(_triple_from_row(source, number, line, row, columns, width, file.stem))
+            triples.append(
+                _triple_from_row(
+                    source, number, line, row, columns, width, file.stem, partial_mentions
+                )
+            )
+        except _NoMention:
+            no_mention.append(f"row {number} (line {line})")
         except IntrospectError as error:
             if not skip_bad_rows:
                 raise
@@ -176,13 +272,22 @@ def load_patchscopes_tsv(
             f"{source}: skipped {empty} row(s) with an empty prompt_source (the subject was "
             "not found in a text crop upstream)",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
+        )
+    if no_mention:
+        warnings.warn(
+            f"{source}: skipped {len(no_mention)} row(s) whose prompt_source holds no word of"
+            f" the subject (noise in the published crops); the first: {no_mention[0]}",
+            UserWarning,
+            stacklevel=3,
         )
     if skipped:
         warnings.warn(
-            f"skipped {len(skipped)} bad row(s); the first: {skipped[0]}", UserWarning, stacklevel=2
+            f"skipped {len(skipped)} bad row(s); the first: {skipped[0]}", UserWarning, stacklevel=3
         )
-    return triples
+    partial = sum(t.mention is not None for t in triples)
+    counts = MentionCounts(source, len(triples) - partial, partial, empty, len(no_mention))
+    return triples, counts
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,6 @@ the mean over targets.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,41 +23,13 @@ from harness_plugins.builtin.patchscopes.common import (
     parse_layers,
     per_layer_metrics,
 )
+from harness_plugins.builtin.patchscopes.probe import fitted_probe, predict
+from harness_plugins.builtin.patchscopes.source import subject_end as _subject_end
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
-
-
-def _subject_end(
-    tokenizer: Any,
-    text: str,
-    subject: str,
-    add_special_tokens: bool = True,
-    position_source: int | None = None,
-) -> tuple[list[int], int]:
-    """Token ids of ``text`` and the index of the token that ends one mention of the subject.
-
-    Without ``position_source`` the last mention. With it (a token index of the tokenizer
-    the Patchscopes file was made with; negative counts from the end) the mention whose
-    last token is nearest that index here, so rows that read the first mention still do.
-    """
-    ends = [m.end() for m in re.finditer(re.escape(subject), text)]
-    if not ends:
-        raise IntrospectError(f"patchscope_attributes: subject {subject!r} not in {text!r}")
-    encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    offsets = encoded["offset_mapping"]
-    tokens = []
-    for end in ends:
-        index = next((i for i, (a, b) in enumerate(offsets) if a < end <= b), None)
-        if index is None:
-            raise IntrospectError(f"patchscope_attributes: no token ends {subject!r} in {text!r}")
-        tokens.append(index)
-    if position_source is None or len(tokens) == 1:
-        return list(encoded["input_ids"]), tokens[-1]
-    wanted = position_source + len(offsets) if position_source < 0 else position_source
-    return list(encoded["input_ids"]), min(tokens, key=lambda t: (abs(t - wanted), t))
 
 
 def _x_split(prompt_target: str) -> tuple[str, str]:
@@ -72,12 +43,9 @@ def _x_split(prompt_target: str) -> tuple[str, str]:
     return prompt_target[:cut], prompt_target[cut:]
 
 
-PROBE_ITERATIONS = 500
-
-
 class PatchscopeAttributes(ExplanationType):
     name = "patchscope_attributes"
-    version = "2"
+    version = "3"
     description = (
         "Can the explainer, patched with a subject's hidden state, state an attribute of it?"
     )
@@ -130,13 +98,15 @@ class PatchscopeAttributes(ExplanationType):
     def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
         parse_layers(options["layers"], n_layers)
 
-    def _triples(self, options: Mapping[str, Any]) -> list[Any]:
+    def _triples(self, options: Mapping[str, Any]) -> tuple[list[Any], str]:
+        """The triples, and for a user's file how its rows were read (full/partial/skipped)."""
         from harness_plugins.banks.facts import builtin_attribute_triples
-        from harness_plugins.banks.patchscopes_tsv import load_patchscopes_tsv
+        from harness_plugins.banks.patchscopes_tsv import read_published_tsv
 
         if not options["data"]:
-            return builtin_attribute_triples()
-        return load_patchscopes_tsv(options["data"], skip_empty_source=True)
+            return builtin_attribute_triples(), ""
+        triples, counts = read_published_tsv(options["data"])
+        return triples, counts.describe()
 
     def validate(self, options: Mapping[str, Any]) -> None:
         """Read the user's TSV now, before any weights load: a bad file fails in seconds."""
@@ -148,6 +118,7 @@ class PatchscopeAttributes(ExplanationType):
         return {"do_sample": False, "max_gen_toks": int(options["new_tokens"])}
 
     def _rows(self, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+        triples, counts = self._triples(options)
         return [
             {
                 "question_id": t.triple_id,
@@ -157,8 +128,11 @@ class PatchscopeAttributes(ExplanationType):
                 "prompt_target": t.prompt_target,
                 "prompt_source": t.prompt_source,
                 "position_source": t.position_source,
+                "mention": t.mention or t.subject,
+                "source_end": t.source_end,
+                "data_rows": counts,
             }
-            for t in self._triples(options)
+            for t in triples
         ]
 
     def questions(self, options: Mapping[str, Any]) -> Any:
@@ -180,6 +154,7 @@ class PatchscopeAttributes(ExplanationType):
                 r["prompt_source"],
                 r["subject"],
                 position_source=r.get("position_source"),
+                source_end=r.get("source_end"),
             )
             for r in rows
         ]
@@ -278,59 +253,13 @@ class PatchscopeAttributes(ExplanationType):
                 continue
             read: list[list[Any]] = []
             for k, layer in enumerate(layers):
-                probe = self._fitted_probe(rows, read, context, layer)
-                guesses = _predict(probe, np.stack([hidden[i][k].numpy() for i in test_rows]))
+                probe = fitted_probe(rows, read, context, layer, self._hidden)
+                guesses = predict(probe, np.stack([hidden[i][k].numpy() for i in test_rows]))
                 for i, guess in zip(test_rows, guesses, strict=True):
                     results[i][k] = float(guess == docs[i]["object"])
                 bar.update(1)
         bar.close()
         return results
-
-    def _fitted_probe(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        read: list[list[Any]],
-        context: ReferenceContext,
-        layer: int,
-    ) -> dict[str, Any]:
-        """The probe of one relation's train ``rows`` at ``layer``, from the cache or fitted now.
-
-        ``read`` memoizes the rows' hidden states at every layer the subject has, so that
-        the first probe missing from the cache reads them once for all the others.
-        """
-        from ground_truth.artifacts import cached_artifact, content_digest
-
-        def fit() -> dict[str, Any]:
-            import numpy as np
-            import torch
-            from sklearn.linear_model import LogisticRegression
-            from threadpoolctl import threadpool_limits
-
-            if not read:
-                read.extend(self._hidden(rows, context, list(range(context.backend.n_layers))))
-            x = np.stack([h[layer].numpy() for h in read])
-            # one BLAS thread: on a busy machine the fit's tiny matrix products otherwise
-            # wait on spinning threads (40x slower measured on 2 shared cores, 91 s vs 2 s)
-            with warnings.catch_warnings(), threadpool_limits(limits=1):
-                warnings.simplefilter("ignore")  # few examples per object: a weak baseline
-                probe = LogisticRegression(max_iter=PROBE_ITERATIONS).fit(
-                    x, [r["object"] for r in rows]
-                )
-            return {
-                "classes": [str(c) for c in probe.classes_],
-                "coef": torch.from_numpy(probe.coef_),
-                "intercept": torch.from_numpy(probe.intercept_),
-            }
-
-        content = [[r["question_id"], r["prompt_source"], r["subject"], r["object"]] for r in rows]
-        key = {
-            "subject": context.subject.fingerprint,
-            "backend": getattr(context.backend, "name", type(context.backend).__name__),
-            "layer": layer,
-            "train": content_digest(content),
-            "max_iter": PROBE_ITERATIONS,
-        }
-        return cached_artifact("attribute-probe", key, fit)
 
     def keep(self, doc: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
         return bool(doc["answered"]) or not options["only_known"]
@@ -401,7 +330,7 @@ class PatchscopeAttributes(ExplanationType):
         return (
             f"{len(docs)} triples the subject states unpatched, {len(docs[0]['layers'])} layers; "
             f"train/test split by subject ({subjects} test subjects, none in the probe's "
-            f"training triples); {docs[0]['new_tokens']} tokens generated"
+            f"training triples); {docs[0]['new_tokens']} tokens generated{_read_at(docs)}"
         )
 
 
@@ -424,22 +353,20 @@ def _pairs(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
     return [(source, target) for source in doc["layers"] for target in targets]
 
 
+def _read_at(docs: Any) -> str:
+    """For a user's file: where these triples were read, and the whole file's counts."""
+    if not docs[0].get("data_rows"):
+        return ""
+    partial = sum(d["mention"] != d["subject"] for d in docs)
+    return (
+        f"; read at a full mention {len(docs) - partial}, at a partial one {partial}"
+        f" (file {docs[0]['data_rows']})"
+    )
+
+
 def _entity(row: Mapping[str, Any]) -> str:
     """The partition key: the subject, so all of an entity's triples fall on one side."""
     return str(row["subject"]).strip().lower()
-
-
-def _predict(probe: Mapping[str, Any], x: Any) -> Any:
-    """The labels a stored probe predicts for the rows of ``x`` (sklearn's own ``predict``)."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(max_iter=PROBE_ITERATIONS)
-    model.classes_ = np.array(probe["classes"])
-    model.coef_ = probe["coef"].numpy()
-    model.intercept_ = probe["intercept"].numpy()
-    model.n_features_in_ = model.coef_.shape[1]
-    return model.predict(x)
 
 
 def _fill(doc: Mapping[str, Any]) -> str:
