@@ -296,7 +296,9 @@ def test_the_readme_stays_short_and_keeps_its_set_up_commands():
     assert len(text.splitlines()) <= 200
     assert 'python -m pip install "tox>=4" && tox -e demo' in text
     assert 'python -m pip install "tox>=4" && tox ' in text
-    assert "<!-- calibration: floor/ceiling columns -->" in text
+    # the headline result stands beside its floor and ceiling
+    assert "| floor: references shuffled across questions |" in text
+    assert "| ceiling of one fixed answer |" in text
 
 
 # --- the checker catches what it should ------------------------------------------------

@@ -17,6 +17,9 @@ done
 echo "== report card with controls (shuffled-oracle floor, oracle)"
 introspect report "$out/untrained_0shot" --controls | tee "$out/report_0shot.txt"
 introspect report "$out/untrained_2shot" | tee "$out/report_2shot.txt"
+echo "== the oracle alone (1.0 on every answer metric: the scorer's check)"
+lm_eval --model introspect_control --model_args control=oracle --tasks "$causal" \
+    --metadata "{\"subject\": \"$model\"}" --limit 50 --output_path "$out/oracle"
 echo "== the best constant answer (on exact_match)"
 lm_eval --model introspect_control --model_args control=constant --tasks "$causal" \
     --metadata "{\"subject\": \"$model\"}" --limit 50 --output_path "$out/constant"
