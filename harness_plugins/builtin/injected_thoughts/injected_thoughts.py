@@ -26,6 +26,7 @@ from harness_plugins.builtin.injected_thoughts.grader import SYNONYMS, answers_y
 from harness_plugins.builtin.patchscopes.common import parse_layers
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
+from harness_plugins.metric_names import cell_metric, cell_suffix
 from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
@@ -44,7 +45,7 @@ BIAS_MEASURES = ("injected_yes_rate", "detection_above_yes_bias")
 
 def cell(layer: int, strength: float) -> str:
     """The metric suffix of one sweep cell: ``L06_s4`` (``s0p5`` for 0.5)."""
-    return f"L{layer:02d}_s{strength:g}".replace(".", "p")
+    return cell_suffix(layer, strength)
 
 
 def parse_strengths(text: Any) -> list[float]:
@@ -327,7 +328,7 @@ class InjectedThoughts(ExplanationType):
         if docs is not None and len(docs):
             for layer, strength in self.trials(docs[0]):
                 for measure in (*CELL_MEASURES, *BIAS_MEASURES):
-                    metrics[f"{measure}_{cell(layer, strength)}"] = Metric(mean)
+                    metrics[cell_metric(measure, layer, strength)] = Metric(mean)
         return metrics
 
     def score_results(

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ground_truth.sites import site
+from harness_plugins import metric_names
 from harness_plugins.builtin.patchscopes.common import (
     layer_mean,
     parse_layers,
@@ -27,6 +28,7 @@ from harness_plugins.builtin.patchscopes.probe import fitted_probe, predict
 from harness_plugins.builtin.patchscopes.source import subject_end as _subject_end
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
+from harness_plugins.metric_names import layer_metric
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
@@ -315,8 +317,8 @@ class PatchscopeAttributes(ExplanationType):
         probe = dict(zip(doc["layers"], doc["probe_correct"], strict=True))
         scores: dict[str, Any] = {}
         for layer in doc["layers"]:
-            scores[f"accuracy_layer{layer:02d}"] = hits[layer]
-            scores[f"probe_accuracy_layer{layer:02d}"] = probe[layer]
+            scores[layer_metric("accuracy", layer)] = hits[layer]
+            scores[layer_metric("probe_accuracy", layer)] = probe[layer]
         if doc.get("target_layers"):
             scores.update({pair_metric(*pair): hit for pair, hit in pair_hits.items()})
         scores.update(accuracy=layer_mean(hits), probe_accuracy=layer_mean(probe))
@@ -336,7 +338,7 @@ class PatchscopeAttributes(ExplanationType):
 
 def pair_metric(source: int, target: int) -> str:
     """The metric of one (source layer l, target layer l*) pair of the sweep."""
-    return f"accuracy_src{source:02d}_tgt{target:02d}"
+    return metric_names.pair_metric("accuracy", source, target)
 
 
 def _target_layers(options: Mapping[str, Any], n_layers: int) -> list[int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness_plugins.errors import IntrospectError
 from harness_plugins.explanation import Metric, mean
+from harness_plugins.metric_names import layer_metric
 
 
 def seeded_rng(*parts: Any) -> random.Random:
@@ -47,7 +48,7 @@ def per_layer_metrics(
     for name, higher in names:
         metrics[name] = Metric(mean, higher_is_better=higher)
         for layer in layers:
-            metrics[f"{name}_layer{layer:02d}"] = Metric(mean, higher_is_better=higher)
+            metrics[layer_metric(name, layer)] = Metric(mean, higher_is_better=higher)
     return metrics
 
 

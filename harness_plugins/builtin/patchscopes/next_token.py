@@ -22,6 +22,7 @@ from harness_plugins.builtin.patchscopes.common import (
     seeded_rng,
 )
 from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext
+from harness_plugins.metric_names import layer_metric
 from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
@@ -201,15 +202,15 @@ class PatchscopeNextToken(ExplanationType):
                 hit = _end_of_sequence(tokenizer) == doc["source_token_id"]
             hits[layer] = float(hit)
             surprisals[layer] = self._surprisal(doc, str(text), hits[layer], tokenizer)
-            scores[f"p_at_1_layer{layer:02d}"] = hits[layer]
-            scores[f"surprisal_layer{layer:02d}"] = surprisals[layer]
+            scores[layer_metric("p_at_1", layer)] = hits[layer]
+            scores[layer_metric("surprisal", layer)] = surprisals[layer]
         lens_hits = {
             layer: float(c) for layer, c in zip(doc["layers"], doc["lens_correct"], strict=True)
         }
         lens_surprisal = dict(zip(doc["layers"], doc["lens_surprisal"], strict=True))
         for layer in doc["layers"]:
-            scores[f"logit_lens_p_at_1_layer{layer:02d}"] = lens_hits[layer]
-            scores[f"logit_lens_surprisal_layer{layer:02d}"] = lens_surprisal[layer]
+            scores[layer_metric("logit_lens_p_at_1", layer)] = lens_hits[layer]
+            scores[layer_metric("logit_lens_surprisal", layer)] = lens_surprisal[layer]
         scores.update(
             p_at_1=layer_mean(hits),
             surprisal=layer_mean(surprisals),
