@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,15 +79,18 @@ class ScoringContext:
     judge: Callable[[], Any] | None = None
     """The model that rates descriptions against references (option ``judge``; default: the explainer)."""
 
-    def log_sample(self, doc: Any, name: str, value: Any) -> None:
-        """Keep ``value`` (text a metric cannot hold: a judge's prompts and ratings) beside
-        the document in lm-eval's ``--log_samples`` output, as ``introspect_<name>``.
 
-        lm-eval logs the very document object it handed to ``process_results``, and a
-        metric must be a number, so the record travels on the document.
-        """
-        if isinstance(doc, MutableMapping):
-            doc[f"introspect_{name}"] = value
+class Scores(dict):
+    """One document's metric values (a plain dict to every caller), plus ``records``: what a
+    metric cannot hold (a judge's prompts and ratings), for lm-eval's ``--log_samples``.
+
+    Scoring never touches the document; the lm-eval adapter writes each record beside it
+    as ``introspect_<name>`` (lm-eval logs the document it scored: its one channel for text).
+    """
+
+    def __init__(self, values: Mapping[str, Any] = (), records: Mapping[str, Any] = ()) -> None:
+        super().__init__(values)
+        self.records: dict[str, Any] = dict(records)
 
 
 class ExplanationType(ABC):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -189,6 +189,8 @@ class IntrospectTask(Task):
         if self._vectors is not None:
             self._vectors.clear()
         scores = self.explanation.score_results(doc, results, self.services.scoring_context)
+        if isinstance(doc, MutableMapping):  # records a metric cannot hold, for --log_samples
+            doc.update({f"introspect_{k}": v for k, v in getattr(scores, "records", {}).items()})
         return {**scores, **calibration_values(self.explanation, doc, results, self._metrics())}
 
     def _metrics(self) -> Mapping[str, Any]:

@@ -297,3 +297,22 @@ def test_a_build_without_its_declared_reference_columns_is_one_error(
     task = make_task({"pretrained": str(tiny_llama)})
     with pytest.raises(IntrospectError, match=r"declared column\(s\) rationale"):
         task.ensure_references(1)
+
+
+def test_records_a_metric_cannot_hold_go_beside_the_document_not_into_the_metrics(
+    tiny_llama, monkeypatch
+):
+    from harness_plugins.explanation import Scores
+
+    task = make_task({"pretrained": str(tiny_llama)})
+    doc = dict(task.ensure_references(1)[0])
+    scored = task.explanation.score(doc, doc["target"])
+    monkeypatch.setattr(
+        task.explanation,
+        "score_results",
+        lambda *_: Scores(scored, records={"judge": [{"rating": 5}]}),
+    )
+    values = task.process_results(doc, [doc["target"]])
+    assert values["exact_match"] == 1.0 and "judge" not in values
+    assert doc["introspect_judge"] == [{"rating": 5}]
+    assert Scores({"a": 1.0}) == {"a": 1.0}  # a plain dict to every other caller

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness_plugins.builtin.features.scoring import balanced_accuracy  # noqa: F401  (re-exported)
 from harness_plugins.errors import IntrospectError
-from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, mean
+from harness_plugins.explanation import ExplanationType, Metric, ReferenceContext, Scores, mean
 from harness_plugins.options import NO_INTERNALS, Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
@@ -362,7 +362,7 @@ class Features(ExplanationType):
         if judge is not None and str(options.get("judge") or "").lower() != "none":
             score, ratings = feature_scoring.judge_ratings(judge(), description, doc["labels"])
             scores["judge_score"] = score
-            context.log_sample(doc, "judge", ratings)
+            return Scores(scores, records={"judge": ratings})
         return scores
 
     def score(self, doc: Mapping[str, Any], response: str) -> dict[str, Any]:
