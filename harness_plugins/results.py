@@ -191,6 +191,11 @@ class RunResults:
                 f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                 "pass the results_*.json written by lm_eval --output_path"
             ) from None
+        except RecursionError:
+            raise error(
+                f"{file} is nested too deeply to be a results file; pass the results_*.json "
+                "written by lm_eval --output_path"
+            ) from None
         if not isinstance(data, dict) or (
             require_results and not isinstance(data.get("results"), dict)
         ):

@@ -64,15 +64,17 @@ def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
-    """Check every cache entry (references, maps, converted models) against its checksums,
-    and that reference datasets and maps load."""
+    """Check every cache entry (references, maps, artifacts, converted models) against its
+    checksums, and that reference datasets, maps and artifacts load."""
     from ground_truth.affine_map import MapStore
+    from ground_truth.artifacts import load_artifact
     from ground_truth.cache import load_dataset
     from ground_truth.store import cache_root, entry_paths, read_entry
 
     loaders = {
         "ground_truth": load_dataset,
         "maps": MapStore.load,
+        "artifacts": load_artifact,
         "models": lambda folder: folder if (folder / "config.json").is_file() else None,
     }
     root = cache_root()
@@ -98,11 +100,23 @@ def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
     from ground_truth.cache import ReferenceStore
 
     store = ReferenceStore()
-    entries = store.entries()
-    if not (args.all or args.keys or args.type):
+    if not (args.all or args.keys or args.type is not None):
         raise IntrospectError(
             "ground-truth rm needs KEY..., --type TYPE or --all (see `introspect ground-truth ls`)"
         )
+    if any(not k.strip() for k in args.keys) or (args.type is not None and not args.type.strip()):
+        raise IntrospectError(
+            "ground-truth rm: an empty KEY or --type would select every dataset; give keys "
+            "or a type from `introspect ground-truth ls`, or --all to remove them all"
+        )
+    entries = store.entries()
+    if args.type is not None and not args.all:
+        types = {e["explanation_type"] for e in entries}
+        if type_name(args.type) not in types:
+            raise IntrospectError(
+                f"no reference dataset of type {args.type!r}; cached types: "
+                f"{', '.join(sorted(types)) or 'none'} (`introspect ground-truth ls` lists them)"
+            )
     chosen = [
         e
         for e in entries
@@ -115,7 +129,7 @@ def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
         raise IntrospectError(
             f"no reference dataset with key {', '.join(unknown)}; `introspect ground-truth ls` lists them"
         )
-    for entry in chosen:
+    for entry in chosen:  # nothing is removed before every selector has matched
         store.remove(Path(entry["path"]))
         print(f"removed {entry['explanation_type']} {entry['key']} ({entry['rows']} rows)")
     print(f"{len(chosen)} removed")
