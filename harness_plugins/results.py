@@ -286,6 +286,8 @@ def find_results_file(path: str | Path, error: ErrorFactory = IntrospectError) -
         )
     if p.is_file():
         return p
+    if not p.is_dir():  # a FIFO or a device would block or never end
+        raise error(f"{p} is neither a results file nor a directory; pass a results_*.json")
     candidates = [f for f in p.rglob("results_*.json") if f.is_file()]
     if not candidates:
         raise error(

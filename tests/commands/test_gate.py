@@ -485,6 +485,13 @@ def test_an_unreadable_or_malformed_results_file_is_exit_2(tmp_path: Path, kind:
     assert "results.json" in gate_error(path, "--min", "arc_easy/acc=0.5")
 
 
+def test_a_results_path_that_is_a_fifo_is_exit_2(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "results.json")
+    assert "neither a results file nor a directory" in gate_error(
+        tmp_path / "results.json", "--min", "arc_easy/acc=0.5"
+    )
+
+
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
 def test_a_non_finite_metric_is_never_passed(tmp_path: Path, value: str) -> None:
     path = tmp_path / "results.json"
