@@ -11,7 +11,12 @@ from harness_plugins.errors import IntrospectError
 
 
 def cmd_ground_truth_build(args: argparse.Namespace) -> int:
+    from ground_truth.locks import check_timeout, lock_timeout, set_lock_timeout
     from harness_plugins.references import ReferencePipeline
+
+    given = args.lock_timeout
+    set_lock_timeout(None if given is None else check_timeout(given, "--lock-timeout"))
+    lock_timeout()  # a bad $INTROSPECT_LOCK_TIMEOUT is an error before any work
 
     metadata = {**metadata_option(args.metadata), "subject": args.subject}
     if args.subject_peft:
@@ -147,6 +152,12 @@ def add_commands(sub: Any) -> None:
     build.add_argument("--subject-peft", help="PEFT adapter applied to the subject")
     build.add_argument("--limit", type=int, help="build only the first N documents")
     build.add_argument("--metadata", help="task options as JSON, as for lm_eval --metadata")
+    build.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        help="give up after this long when another process builds the same entry "
+        "(default: $INTROSPECT_LOCK_TIMEOUT, else wait)",
+    )
     build.set_defaults(func=cmd_ground_truth_build)
     gt.add_parser("ls", help="list cached reference datasets (broken ones marked)").set_defaults(
         func=cmd_ground_truth_ls
