@@ -38,7 +38,8 @@ def artifact_path(kind: str, key: Mapping[str, Any]) -> Path:
     return cache_root() / "artifacts" / f"{kind}-{content_digest(dict(key))[:20]}"
 
 
-def _load(folder: Path) -> Any:
+def load_artifact(folder: Path) -> Any:
+    """``[value]`` of the artifact in ``folder`` (a list, so that a None value is found)."""
     import torch
 
     file = folder / VALUE
@@ -59,5 +60,5 @@ def cached_artifact(kind: str, key: Mapping[str, Any], compute: Callable[[], T])
         torch.save(computed[0], staging / VALUE)
         (staging / "key.json").write_text(json.dumps(dict(key), indent=2, default=str))
 
-    found, _ = build_once(artifact_path(kind, key), _load, build, full=False)
+    found, _ = build_once(artifact_path(kind, key), load_artifact, build, full=False)
     return computed[0] if computed else found[0]

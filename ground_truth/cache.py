@@ -34,6 +34,7 @@ from ground_truth.store import (
     remove_entry,
     tidy,
 )
+from ground_truth.untrusted import UntrustedError, read_json
 
 MANIFEST = "manifest.json"
 DATA = "data"
@@ -170,10 +171,8 @@ class ReferenceStore:
             return CacheResult(built, needed - have, seconds, folder)
 
     def _manifest(self, folder: Path) -> dict[str, Any]:
-        try:
-            return json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return {}
+        """The entry's manifest when it is one we wrote (`manifest_problem`), else {}."""
+        return read_manifest(folder)[0]
 
     def entries(self, full: bool = False) -> list[dict[str, Any]]:
         """Manifests of every entry with its folder and ``problem`` (None when sound), newest first.
@@ -184,9 +183,10 @@ class ReferenceStore:
         found = []
         for folder in entry_paths(self.root):
             problem = entry_problem(folder, full)
-            manifest = self._manifest(folder) if problem is None else {}
+            manifest: dict[str, Any] = {}
+            if problem is None:
+                manifest, problem = read_manifest(folder)
             if not manifest:
-                problem = problem or "its manifest is unreadable"
                 manifest = _from_name(folder.name)
             manifest["path"] = str(folder)
             manifest["problem"] = problem
@@ -199,12 +199,59 @@ class ReferenceStore:
         lock_path(folder).unlink(missing_ok=True)
 
 
+MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "key": str,
+    "explanation_type": str,
+    "type_version": str,
+    "subject_fingerprint": str,
+    "rows": int,
+    "created": str,
+    "updated": str,
+    "build_seconds": (int, float),
+}
+"""Manifest fields `ls`, `ensure` and `load_dataset` rely on, with their JSON types."""
+
+
+def manifest_problem(manifest: Any, folder: Path) -> str | None:
+    """None for a manifest of the shape `ReferenceStore.ensure` writes for ``folder``."""
+    if not isinstance(manifest, dict):
+        return "its manifest is not a JSON object"
+    for name, kind in MANIFEST_TYPES.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"its manifest has {value!r} for {name}"
+    if manifest["rows"] < 0 or not folder.name.endswith(f"-{manifest['key']}"):
+        return "its manifest describes another entry"
+    return None
+
+
+def read_manifest(folder: Path) -> tuple[dict[str, Any], str | None]:
+    """(manifest, None) for a sound manifest, else ({}, what is wrong with it)."""
+    try:
+        manifest = read_json(folder / MANIFEST)
+    except FileNotFoundError:
+        return {}, "its manifest is missing"
+    except (OSError, UntrustedError) as error:
+        return {}, f"its manifest {error}"
+    problem = manifest_problem(manifest, folder)
+    return ({}, problem) if problem else (manifest, None)
+
+
 def load_dataset(folder: Path) -> Any:
+    """The entry's dataset, after its manifest; an error says what is wrong with either."""
     import datasets
 
-    if not (folder / MANIFEST).is_file():
+    try:
+        manifest = read_json(folder / MANIFEST)
+    except FileNotFoundError:
         return None
-    return datasets.load_from_disk(str(folder / DATA))
+    problem = manifest_problem(manifest, folder)
+    if problem is not None:
+        raise UntrustedError(problem)
+    dataset = datasets.load_from_disk(str(folder / DATA))
+    if len(dataset) != manifest["rows"]:
+        raise UntrustedError(f"it has {len(dataset)} rows, its manifest {manifest['rows']}")
+    return dataset
 
 
 def _from_name(name: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ground_truth.errors import IntrospectError
+from ground_truth.locks import acquire, lock_path
+from ground_truth.untrusted import UntrustedError, checksum_rows, member_problem, read_json
 
 logger = logging.getLogger("introspect")
 
@@ -100,20 +102,13 @@ def _within_cache(path: Path, final: Path) -> bool:
 @contextlib.contextmanager
 def exclusive(final: Path) -> Iterator[None]:
     """Hold a lock file beside ``final`` so that concurrent builders of it take turns."""
-    from filelock import FileLock
-
-    lock = FileLock(str(lock_path(final)))
     with cache_writes(final):
         final.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
+        lock = acquire(final, label_of(final))
     try:
         yield
     finally:
         lock.release()
-
-
-def lock_path(final: Path) -> Path:
-    return final.parent / f".{final.name}.lock"
 
 
 def version_prefix(final: Path) -> str:
@@ -168,30 +163,28 @@ def entry_problem(final: Path, full: bool = True) -> str | None:
     """None for a complete entry (or none at all), else what is wrong with it.
 
     ``full``: compare every file's SHA-256; otherwise only that each file is there with
-    its size (cheap, for large entries such as converted models).
+    its size (cheap, for large entries such as converted models). Everything read back is
+    untrusted (`ground_truth.untrusted`): a malformed table, a name outside the entry, a
+    link, a FIFO or a device is a problem, never a traceback, a read outside or a hang.
     """
+    if final.is_symlink():
+        target = os.readlink(final)
+        if "/" in target or not target.startswith(version_prefix(final)):
+            return f"its pointer leads to {target!r}, not to one of its versions"
     if not final.exists():
         return "its data folder is missing" if final.is_symlink() else None
+    if not final.is_dir():
+        return "it is not a folder"
     try:
-        table = json.loads((final / CHECKSUMS).read_text())
+        rows = checksum_rows(read_json(final / CHECKSUMS))
     except FileNotFoundError:
         return "it has no checksum (written by an older version or interrupted)"
-    except (OSError, ValueError) as error:
-        return f"its checksum file is unreadable ({type(error).__name__})"
-    if not isinstance(table, dict) or not table:
-        return "its checksum file is empty"
-    for name, expected in sorted(table.items()):
-        file = final / name
-        try:
-            size = file.stat().st_size
-            if size != expected[0]:
-                return f"{name} has {size} bytes, {expected[0]} were written"
-            if full and file_sha256(file) != expected[1]:
-                return f"{name} does not match its checksum"
-        except FileNotFoundError:
-            return f"{name} is missing"
-        except OSError as error:
-            return f"{name} is unreadable ({error.strerror or type(error).__name__})"
+    except UntrustedError as error:
+        return f"its checksum file {error}"
+    for name, size, sha256 in rows:
+        problem = member_problem(final, name, size, sha256, full)
+        if problem is not None:
+            return problem
     return None
 
 
@@ -216,6 +209,8 @@ def read_entry(
     if problem is None:
         try:
             found = load(final)
+        except UntrustedError as error:  # the loader's own check of what it read back
+            return None, str(error)
         except Exception as error:  # a damaged entry must never crash a run
             return None, f"it is unreadable ({type(error).__name__}: {error})"
         if found is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -296,17 +298,47 @@ def _memo_path() -> Path:
     return cache_root() / "fingerprints.json"
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+_memo_warned: set[str] = set()
+
+
+def _read_memo(memo: Path, warn: bool) -> dict[str, str]:
+    """The memo's sound lines (key -> 16 hex digits); a malformed memo is one warning.
+
+    The memo is read back as untrusted input (`ground_truth.untrusted`): a memo of the
+    wrong shape, with values that are not fingerprints, or not a regular file counts as
+    empty (its sound lines are kept) and is rewritten clean by the next `remember_fingerprint`.
+    """
+    from ground_truth.untrusted import UntrustedError, read_json
+
+    try:
+        table = read_json(memo)
+    except FileNotFoundError:
+        return {}
+    except (OSError, UntrustedError) as error:
+        table, problem = {}, str(error)
+    else:
+        problem = None if isinstance(table, dict) else "is not a JSON object"
+        table = table if isinstance(table, dict) else {}
+    sound = {k: v for k, v in table.items() if isinstance(v, str) and _FINGERPRINT.fullmatch(v)}
+    if problem is None and len(sound) != len(table):
+        problem = f"has {len(table) - len(sound)} values that are not fingerprints"
+    if problem and warn and str(memo) not in _memo_warned:
+        _memo_warned.add(str(memo))
+        logger.warning(
+            "introspect: fingerprint memo %s %s; its bad lines are ignored and rewritten",
+            memo,
+            problem,
+        )
+    return sound
+
+
 def known_fingerprint(spec: ModelSpec, source: ModelSource) -> str | None:
     """The fingerprint measured the last time these exact files were loaded, if any."""
-    import json
-
     key = files_key(spec, source)
     if key is None:
         return None
-    try:
-        return json.loads(_memo_path().read_text()).get(key)
-    except (OSError, ValueError):
-        return None
+    return _read_memo(_memo_path(), warn=True).get(key)
 
 
 def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str) -> None:
@@ -321,10 +353,9 @@ def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str)
     memo = _memo_path()
     try:
         with exclusive(memo):
-            try:
-                table = json.loads(memo.read_text())
-            except (OSError, ValueError):
-                table = {}
+            if memo.is_dir() and not memo.is_symlink():
+                shutil.rmtree(memo)
+            table = _read_memo(memo, warn=False)
             table[key] = fingerprint
             write_file_atomically(memo, json.dumps(table, indent=1))
     except (OSError, IntrospectError) as error:  # a memo only saves time: never fail a run

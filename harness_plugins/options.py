@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
+import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,8 @@ class Option:
     """Part of the reference-dataset cache key (False for explainer-side options)."""
     names_file: bool = False
     """The value may name a local file or folder: the cache key holds a hash of its content."""
+    fields: tuple[str, ...] | None = None
+    """The value is a ``str.format`` template that may use these fields (and no others)."""
 
     def parse(self, value: Any, task: str) -> Any:
         """Convert a --metadata / --model_args value to this option's type, or explain why not."""
@@ -44,6 +48,8 @@ class Option:
                 f"{task}: option {self.name}={value!r} is not a valid {self.kind.__name__} "
                 f"({self.help}); default: {self.default!r}"
             ) from None
+        if self.fields is not None and parsed is not None:
+            _check_template(self, parsed, task)
         if self.choices is not None and parsed not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
             raise IntrospectError(f"{task}: option {self.name}={value!r} is not one of {allowed}")
@@ -56,6 +62,25 @@ class Option:
                 f"{task}: option {self.name}={value!r} is above the maximum {self.maximum}"
             )
         return parsed
+
+
+def _check_template(option: Option, template: str, task: str) -> None:
+    """A template that `str.format` would reject, or with a field it is not given, is an
+    error now, before any weights load (not a KeyError in the middle of a run)."""
+    allowed = ", ".join("{" + f + "}" for f in option.fields or ()) or "none"
+    try:
+        used = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise IntrospectError(
+            f"{task}: option {option.name}={template!r} is not a valid template ({error}); "
+            f"write braces as {{{{ and }}}}; fields: {allowed}"
+        ) from None
+    unknown = [f for f in used if f.split(".")[0].split("[")[0] not in (option.fields or ())]
+    if unknown:
+        raise IntrospectError(
+            f"{task}: option {option.name}={template!r} uses the unknown field "
+            f"{{{unknown[0]}}}; fields it may use: {allowed}"
+        )
 
 
 def _convert(value: Any, kind: type) -> Any:
@@ -77,7 +102,10 @@ def _convert(value: Any, kind: type) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise TypeError(value)
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # NaN passes every minimum and maximum
+            raise ValueError(value)
+        return number
     if kind is str:
         if isinstance(value, (dict, list)):
             raise TypeError(value)

@@ -8,13 +8,16 @@ explanation type, backend or model alias.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -164,12 +167,63 @@ def _make_plugin_manager(records: dict[str, PluginRecord]) -> pluggy.PluginManag
     for ep in _selected_entry_points():
         record = PluginRecord(name=ep.name, source=_entry_point_source(ep))
         records[ep.name] = record
-        try:
-            plugin = ep.load()
-            manager.register(plugin, name=ep.name)
-        except Exception as error:  # a broken plugin must not break the others
-            _warn(ep.name, f"failed to load: {type(error).__name__}: {error}", record)
+        _guarded(
+            ep.name,
+            "failed to load",
+            record,
+            lambda ep=ep: manager.register(ep.load(), name=ep.name),
+        )
     return manager
+
+
+def _guarded(plugin: str, what: str, record: PluginRecord, call: Callable[[], Any]) -> bool:
+    """Run ``call``; anything it raises is one warning naming ``plugin`` and False.
+
+    `SystemExit` and other BaseExceptions are isolated too; a KeyboardInterrupt goes
+    through only when the user pressed Ctrl-C meanwhile (a SIGINT arrived), not when the
+    plugin raised one itself.
+    """
+    with _sigint_watch() as interrupted:
+        try:
+            call()
+            return True
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            _warn(plugin, f"{what}: KeyboardInterrupt raised by the plugin", record)
+        except BaseException as error:  # a plugin must not end the process
+            _warn(plugin, f"{what}: {_describe(error)}", record)
+    return False
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit({error.code!r}) (it called sys.exit)"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+@contextlib.contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """Record whether a SIGINT arrives in the block, then let it act as it would have."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        seen.append(True)  # cannot watch: treat every KeyboardInterrupt as the user's
+        yield seen
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(True)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) -> Registry:
@@ -197,15 +251,10 @@ def _collect(manager: pluggy.PluginManager, records: dict[str, PluginRecord]) ->
                     return
                 _pending[name] = value
 
-            try:
-                impl.function(**({"register": register} if impl.argnames else {}))
-            except Exception as error:  # nothing of a failed hook call is kept
-                _warn(
-                    record.name,
-                    f"raised in {hook_kind.hook}: {type(error).__name__}: {error}",
-                    record,
-                )
-                continue
+            arguments = {"register": register} if impl.argnames else {}
+            call = functools.partial(impl.function, **arguments)
+            if not _guarded(record.name, f"raised in {hook_kind.hook}", record, call):
+                continue  # nothing of a failed hook call is kept
             for name, value in pending.items():
                 table[name] = value
                 owners[(hook_kind.kind, name)] = record.name

@@ -191,6 +191,11 @@ class RunResults:
                 f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                 "pass the results_*.json written by lm_eval --output_path"
             ) from None
+        except RecursionError:
+            raise error(
+                f"{file} is nested too deeply to be a results file; pass the results_*.json "
+                "written by lm_eval --output_path"
+            ) from None
         if not isinstance(data, dict) or (
             require_results and not isinstance(data.get("results"), dict)
         ):
@@ -281,6 +286,8 @@ def find_results_file(path: str | Path, error: ErrorFactory = IntrospectError) -
         )
     if p.is_file():
         return p
+    if not p.is_dir():  # a FIFO or a device would block or never end
+        raise error(f"{p} is neither a results file nor a directory; pass a results_*.json")
     candidates = [f for f in p.rglob("results_*.json") if f.is_file()]
     if not candidates:
         raise error(

@@ -214,3 +214,84 @@ def test_importing_the_package_is_free():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+class PluginBaseException(BaseException):
+    """What a plugin might raise that ``except Exception`` would not catch."""
+
+
+RAISED_ON_IMPORT = {
+    "sys.exit(3)": (SystemExit(3), "SystemExit(3) (it called sys.exit)"),
+    "sys.exit()": (SystemExit(), "SystemExit(None) (it called sys.exit)"),
+    "KeyboardInterrupt": (KeyboardInterrupt(), "KeyboardInterrupt raised by the plugin"),
+    "GeneratorExit": (GeneratorExit(), "GeneratorExit"),
+    "a BaseException subclass": (PluginBaseException("boom"), "PluginBaseException: boom"),
+}
+
+
+@pytest.mark.parametrize("kind", RAISED_ON_IMPORT)
+def test_a_plugin_that_raises_anything_on_import_is_isolated(installed, caplog, kind):
+    raised, says = RAISED_ON_IMPORT[kind]
+
+    def load():
+        raise raised
+
+    installed.append(FakeEntryPoint("rude", load))
+    with caplog.at_level(logging.WARNING, logger="introspect"):
+        registry = plugins.get_registry()
+    warnings = [r.getMessage() for r in caplog.records if "rude" in r.getMessage()]
+    assert len(warnings) == 1 and f"failed to load: {says}" in warnings[0], warnings
+    assert "input_ablation" in registry.explanation_types
+
+
+def test_a_plugin_hook_that_calls_sys_exit_is_isolated(installed, caplog):
+    def leave(register):
+        register("half", object)
+        sys.exit(1)
+
+    installed.append(
+        FakeEntryPoint("leaver", lambda: module_with(introspect_register_backends=leave))
+    )
+    with caplog.at_level(logging.WARNING, logger="introspect"):
+        registry = plugins.get_registry()
+    assert sum("leaver" in r.getMessage() for r in caplog.records) == 1
+    assert "half" not in registry.backends and "hf" in registry.backends
+
+
+def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts(installed):
+    import os
+    import signal
+
+    def load():
+        os.kill(os.getpid(), signal.SIGINT)  # the user pressing Ctrl-C meanwhile
+        return module_with()
+
+    installed.append(FakeEntryPoint("slow", load))
+    with pytest.raises(KeyboardInterrupt):
+        plugins.get_registry()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_introspect_and_lm_eval_survive_a_plugin_that_exits_on_import(tmp_path):
+    import os
+    import subprocess
+
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit(3)\n")
+    dist = tmp_path / "exiting_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: exiting-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[introspect]\nexiting = exiting_plugin\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sys.path, str(tmp_path)])}
+    bin_dir = os.path.dirname(sys.executable)
+    for command in (["introspect", "plugins"], ["lm_eval", "ls", "tasks"]):
+        done = subprocess.run(
+            [os.path.join(bin_dir, command[0]), *command[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        assert done.stderr.count("plugin 'exiting' failed to load: SystemExit(3)") == 1
+        assert "introspect_input_ablation" in done.stdout or command[0] == "introspect"

@@ -11,7 +11,12 @@ from harness_plugins.errors import IntrospectError
 
 
 def cmd_ground_truth_build(args: argparse.Namespace) -> int:
+    from ground_truth.locks import check_timeout, lock_timeout, set_lock_timeout
     from harness_plugins.references import ReferencePipeline
+
+    given = args.lock_timeout
+    set_lock_timeout(None if given is None else check_timeout(given, "--lock-timeout"))
+    lock_timeout()  # a bad $INTROSPECT_LOCK_TIMEOUT is an error before any work
 
     metadata = {**metadata_option(args.metadata), "subject": args.subject}
     if args.subject_peft:
@@ -64,15 +69,17 @@ def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
-    """Check every cache entry (references, maps, converted models) against its checksums,
-    and that reference datasets and maps load."""
+    """Check every cache entry (references, maps, artifacts, converted models) against its
+    checksums, and that reference datasets, maps and artifacts load."""
     from ground_truth.affine_map import MapStore
+    from ground_truth.artifacts import load_artifact
     from ground_truth.cache import load_dataset
     from ground_truth.store import cache_root, entry_paths, read_entry
 
     loaders = {
         "ground_truth": load_dataset,
         "maps": MapStore.load,
+        "artifacts": load_artifact,
         "models": lambda folder: folder if (folder / "config.json").is_file() else None,
     }
     root = cache_root()
@@ -98,11 +105,23 @@ def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
     from ground_truth.cache import ReferenceStore
 
     store = ReferenceStore()
-    entries = store.entries()
-    if not (args.all or args.keys or args.type):
+    if not (args.all or args.keys or args.type is not None):
         raise IntrospectError(
             "ground-truth rm needs KEY..., --type TYPE or --all (see `introspect ground-truth ls`)"
         )
+    if any(not k.strip() for k in args.keys) or (args.type is not None and not args.type.strip()):
+        raise IntrospectError(
+            "ground-truth rm: an empty KEY or --type would select every dataset; give keys "
+            "or a type from `introspect ground-truth ls`, or --all to remove them all"
+        )
+    entries = store.entries()
+    if args.type is not None and not args.all:
+        types = {e["explanation_type"] for e in entries}
+        if type_name(args.type) not in types:
+            raise IntrospectError(
+                f"no reference dataset of type {args.type!r}; cached types: "
+                f"{', '.join(sorted(types)) or 'none'} (`introspect ground-truth ls` lists them)"
+            )
     chosen = [
         e
         for e in entries
@@ -115,7 +134,7 @@ def cmd_ground_truth_rm(args: argparse.Namespace) -> int:
         raise IntrospectError(
             f"no reference dataset with key {', '.join(unknown)}; `introspect ground-truth ls` lists them"
         )
-    for entry in chosen:
+    for entry in chosen:  # nothing is removed before every selector has matched
         store.remove(Path(entry["path"]))
         print(f"removed {entry['explanation_type']} {entry['key']} ({entry['rows']} rows)")
     print(f"{len(chosen)} removed")
@@ -133,6 +152,12 @@ def add_commands(sub: Any) -> None:
     build.add_argument("--subject-peft", help="PEFT adapter applied to the subject")
     build.add_argument("--limit", type=int, help="build only the first N documents")
     build.add_argument("--metadata", help="task options as JSON, as for lm_eval --metadata")
+    build.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        help="give up after this long when another process builds the same entry "
+        "(default: $INTROSPECT_LOCK_TIMEOUT, else wait)",
+    )
     build.set_defaults(func=cmd_ground_truth_build)
     gt.add_parser("ls", help="list cached reference datasets (broken ones marked)").set_defaults(
         func=cmd_ground_truth_ls

@@ -167,6 +167,10 @@ class IntrospectTask(Task):
 
     def _fewshot_messages(self, doc: Mapping[str, Any], k: int) -> list[dict[str, str]]:
         """K solved train-partition examples, built by the task's own pipeline."""
+        if k is not None and (not isinstance(k, int) or k < 0):
+            raise IntrospectError(
+                f"{self.config.task}: --num_fewshot {k} is not a number of examples; give 0 or more"
+            )
         if k and self._shots is None:
             self._shots, key = fewshot_pool(self.config.task, self.pipeline, k)
             self._fewshot = {"num_fewshot": k, "fewshot_reference_key": key}

@@ -467,6 +467,49 @@ def test_results_without_results_key(tmp_path: Path) -> None:
     assert "config.json" in msg and '"results"' in msg
 
 
+MALFORMED = {
+    "not UTF-8": b'{"results": {"arc_easy": {"acc,none": 0.9, "alias": "\xff"}}}',
+    "nested too deeply": b'{"results": {"arc_easy": {"x": '
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}}}",
+    "empty": b"",
+    "a byte-order mark": '\ufeff{"results": {}}'.encode(),
+}
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_an_unreadable_or_malformed_results_file_is_exit_2(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_bytes(MALFORMED[kind])
+    assert "results.json" in gate_error(path, "--min", "arc_easy/acc=0.5")
+
+
+def test_a_results_path_that_is_a_fifo_is_exit_2(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "results.json")
+    assert "neither a results file nor a directory" in gate_error(
+        tmp_path / "results.json", "--min", "arc_easy/acc=0.5"
+    )
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_a_non_finite_metric_is_never_passed(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(f'{{"results": {{"t": {{"acc,none": {value}}}}}}}', encoding="utf-8")
+    for flag in ("--min", "--max"):
+        assert "no finite numeric value" in gate_error(path, flag, "t/acc=0.5")
+
+
+def test_a_non_finite_stderr_is_no_stderr(tmp_path: Path) -> None:
+    new = tmp_path / "new.json"
+    new.write_text('{"results": {"t": {"acc,none": 0.1, "acc_stderr,none": Infinity}}}')
+    old = write(
+        tmp_path / "old.json", {"results": {"t": {"acc,none": 0.9, "acc_stderr,none": 0.01}}}
+    )
+    msg = gate_error(new, "--baseline", old, "--max-drop", "0.02", "--alpha", "0.05")
+    assert "no standard error" in msg
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -483,3 +483,17 @@ def test_caption_from_the_results_record():
         "n-samples": {"t": {"effective": 50}},
     }
     assert plots.caption(data, "t") == "explainer m · subject s · mode cross · n=50"
+
+
+def test_run_names_the_metrics_it_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = {**ablation_entry(), "changed_f1,none": "N/A"}
+    entry["content_match,none"] = math.inf
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(lm_eval_results({ABLATION: entry})), encoding="utf-8")
+    code, lines = run_plot([str(path)], capsys)
+    assert code == 0
+    (note,) = [line for line in lines if "left out" in line]
+    assert note.startswith("introspect plot: left out 2 metrics with no finite value: ")
+    assert f"{ABLATION}/changed_f1 ('N/A')" in note and f"{ABLATION}/content_match (inf)" in note

@@ -169,6 +169,51 @@ def test_out_of_range_layers_and_windows_fail_before_weights_load(
     assert expected in one_error_line(capsys)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"test_fraction": "nan"}, "option test_fraction='nan' is not a valid float"),
+        ({"test_fraction": "inf"}, "option test_fraction='inf' is not a valid float"),
+        ({"hint_template": "Hint: ({answer})"}, "uses the unknown field {answer}"),
+        ({"hint_template": "Hint: {letter"}, "is not a valid template"),
+        ({"hint_template": "Hint: {0}"}, "uses the unknown field {0}"),
+    ],
+)
+def test_non_finite_numbers_and_bad_templates_fail_before_weights_load(
+    tiny_llama, monkeypatch, capsys, metadata, expected
+):
+    no_weights(monkeypatch)
+    subject_module.shared_models.clear()
+    argv = ["ground-truth", "build", "input_ablation", "--subject", str(tiny_llama), "--limit", "2"]
+    assert main([*argv, "--metadata", json.dumps(metadata)]) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_a_template_with_its_field_and_escaped_braces_is_accepted(tiny_llama):
+    task = IntrospectTask(
+        config={
+            "task": "introspect_input_ablation",
+            "dataset_name": "input_ablation",
+            "metadata": {"pretrained": str(tiny_llama), "hint_template": "{{x}} ({letter})"},
+        }
+    )
+    assert task.config.metadata["introspect"]
+
+
+@pytest.mark.parametrize("k", [-1, -5])
+def test_a_negative_num_fewshot_is_an_error(tiny_llama, k):
+    task = IntrospectTask(
+        config={
+            "task": "introspect_input_ablation",
+            "dataset_name": "input_ablation",
+            "metadata": {"pretrained": str(tiny_llama)},
+        }
+    )
+    doc = task.test_docs()[0]
+    with pytest.raises(IntrospectError, match=f"--num_fewshot {k} is not a number of examples"):
+        task.fewshot_context(doc, num_fewshot=k)
+
+
 # ---------------------------------------------------------------- read-only and full caches
 
 

@@ -67,6 +67,7 @@ class InputAblation(ExplanationType):
             "hint_template",
             "Hint: I think the answer is ({letter}).",
             "the hint sentence; {letter} is the suggested answer letter",
+            fields=("letter",),
         ),
         Option(
             "hint",

@@ -215,9 +215,9 @@ def metric_value(results: Results, task: str, key: str) -> float:
             f"{results.path}; available metrics: {_available_metrics(metrics)}"
         )
     value = number(metrics[key])
-    if value is None:
+    if value is None or not math.isfinite(value):
         raise gate_error(
-            f"metric {key!r} of task {task!r} in {results.path} has no numeric "
+            f"metric {key!r} of task {task!r} in {results.path} has no finite numeric "
             f"value ({metrics[key]!r}); the gate cannot check it"
         )
     return value

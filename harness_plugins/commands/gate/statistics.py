@@ -36,9 +36,11 @@ class Noise:
 
 
 def metric_stderr(results: Results, task: str, key: str) -> float | None:
-    """lm-eval's standard error of ``task``/``key``, or None when it is "N/A" or missing."""
+    """lm-eval's standard error of ``task``/``key``, or None when it is "N/A", missing,
+    negative or not finite (an infinite one would make every drop look like noise)."""
     found = results.tasks.get(task)
-    return number(found.entries.get(stderr_key(*split_result_key(key)))) if found else None
+    value = number(found.entries.get(stderr_key(*split_result_key(key)))) if found else None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
 
 
 def sample_count(results: Results, task: str) -> int | None:

@@ -35,6 +35,7 @@ from harness_plugins.commands.plots.data import (
     Point,
     group_measures,
     layer_metrics,
+    left_out,
     metric_name,
     scalar_metrics,
 )
@@ -202,6 +203,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     except OSError as exc:
         raise plot_error(f"cannot write plots to {out_dir}: {exc.strerror or exc}") from None
+    skipped = left_out(combined["tasks"])
+    if skipped:
+        shown = ", ".join(skipped[:8]) + (
+            f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+        )
+        print(f"introspect plot: left out {len(skipped)} metrics with no finite value: {shown}")
     layer_tasks = len({task for task, *_ in layer_plots})
     print(
         f"introspect plot: {len(written)} plots in {out_dir} "

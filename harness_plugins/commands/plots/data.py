@@ -35,6 +35,16 @@ def _points(task: TaskResult | Mapping[str, Any]) -> Iterable[tuple[MetricValue,
             yield metric, (value, finite(metric.stderr))
 
 
+def left_out(tasks: Mapping[str, TaskResult | Mapping[str, Any]]) -> list[str]:
+    """``task/metric (what lm-eval wrote)`` of every metric no plot draws: no finite value."""
+    return [
+        f"{name}/{metric.display} ({metric.raw!r})"
+        for name, task in tasks.items()
+        for metric in as_task(task).metrics
+        if finite(metric.value) is None
+    ]
+
+
 def layer_metrics(task: TaskResult | Mapping[str, Any]) -> dict[str, dict[int, Point]]:
     """Per-layer metrics of one task: ``{prefix: {layer: (value, stderr)}}``.
 
