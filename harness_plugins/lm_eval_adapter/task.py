@@ -167,10 +167,7 @@ class IntrospectTask(Task):
 
     def _fewshot_messages(self, doc: Mapping[str, Any], k: int) -> list[dict[str, str]]:
         """K solved train-partition examples, built by the task's own pipeline."""
-        if k is not None and (not isinstance(k, int) or k < 0):
-            raise IntrospectError(
-                f"{self.config.task}: --num_fewshot {k} is not a number of examples; give 0 or more"
-            )
+        check_num_fewshot(self.config.task, k)
         if k and self._shots is None:
             self._shots, key = fewshot_pool(self.config.task, self.pipeline, k)
             self._fewshot = {"num_fewshot": k, "fewshot_reference_key": key}
@@ -261,6 +258,14 @@ def render_prompt(
         return chat.plain_transcript(messages)
     text, _ = chat.render(tokenizer, messages, options["chat_format"])
     return text
+
+
+def check_num_fewshot(task: str, k: Any) -> None:
+    """A few-shot count is a whole number of examples, 0 or more."""
+    if k is not None and (not isinstance(k, int) or k < 0):
+        raise IntrospectError(
+            f"{task}: --num_fewshot {k} is not a number of examples; give 0 or more"
+        )
 
 
 def run_metrics(explanation: Any, docs: Any) -> dict[str, Any]:
