@@ -78,9 +78,14 @@ def resolve_layer(layer: int, n_layers: int) -> int:
 def top_and_random(
     pool: Sequence[Exemplar], k: int, rng: Any, exclude: Sequence[int] = ()
 ) -> tuple[list[Exemplar], list[Exemplar]]:
-    """The ``k`` highest-peaking exemplars, and ``k`` others drawn at random."""
+    """The ``k`` highest-peaking exemplars, and ``k`` others drawn at random.
+
+    The draw is over the others in pool order, not in peak order: activations differ by
+    float noise between backends, and a draw over a peak-sorted list would pick other
+    exemplars whenever two near-equal peaks swap places.
+    """
     order = sorted(range(len(pool)), key=lambda i: (-pool[i].peak, i))
     top = order[:k]
-    rest = [i for i in order[k:] if i not in set(exclude)]
+    rest = sorted(i for i in order[k:] if i not in set(exclude))
     drawn = rng.sample(rest, min(k, len(rest)))
     return [pool[i] for i in top], [pool[i] for i in sorted(drawn)]

@@ -101,7 +101,7 @@ SAE_OPTIONS = (
 
 class Features(ExplanationType):
     name = "features"
-    version = "2"
+    version = "3"  # 3: random exemplars drawn in pool order (backend-independent)
     description = "What does a direction in the subject's residual stream encode?"
     needs_vectors = True
     max_gen_tokens = 24
