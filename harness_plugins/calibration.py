@@ -177,6 +177,16 @@ def is_calibration_metric(metric: str) -> bool:
     return metric == TOP_ANSWER_SHARE or metric.endswith(CEILING_SUFFIX)
 
 
+def task_verdict(task: Any) -> tuple[float | None, str | None]:
+    """A finished run's top answer share and why it is degenerate (or None), for a
+    `harness_plugins.results.TaskResult` with a record."""
+    from harness_plugins.registry import get_registry
+
+    scores = {m.name: m.value for m in task.summary_metrics}
+    explanation = get_registry().explanation_types.get(task.record.explanation_type or "")
+    return scores.get(TOP_ANSWER_SHARE), degenerate_reason(explanation, scores)
+
+
 def degenerate_runs(cells: Iterable[Any]) -> dict[tuple[str, str, str], str]:
     """(explainer, subject, task) -> why that run is degenerate, for matrix cells (objects
     with ``explainer``, ``subject``, ``task``, ``metric`` and ``value``)."""

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness_plugins.calibration import (
-    TOP_ANSWER_SHARE,
     ceiling_name,
-    degenerate_reason,
     is_calibration_metric,
+    task_verdict,
 )
 from harness_plugins.commands.common import table
 from harness_plugins.errors import IntrospectError
@@ -124,17 +123,7 @@ def report_rows(
 
 def task_verdicts(results: RunResults) -> list[TaskVerdict]:
     """Per introspect task: its top answer share and whether the run is degenerate."""
-    verdicts = []
-    for task in results.introspect_tasks:
-        scores = {m.name: m.value for m in task.summary_metrics}
-        verdicts.append(
-            TaskVerdict(
-                task.name,
-                scores.get(TOP_ANSWER_SHARE),
-                degenerate_reason(_explanation(task), scores),
-            )
-        )
-    return verdicts
+    return [TaskVerdict(task.name, *task_verdict(task)) for task in results.introspect_tasks]
 
 
 def beats_floor(row: Row) -> bool | None:

@@ -173,9 +173,8 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Check], list[str]]:
 def calibration_notes(results: RunResults, checks: list[Check]) -> list[str]:
     """What the gated scores are worth: each checked metric beside the best a constant
     answer reaches, and each task whose run is degenerate (its scores are no finding)."""
-    from harness_plugins.calibration import TOP_ANSWER_SHARE, ceiling_name, degenerate_reason
+    from harness_plugins.calibration import ceiling_name, task_verdict
     from harness_plugins.metric_names import split_result_key
-    from harness_plugins.registry import get_registry
 
     notes = []
     for name in dict.fromkeys(c.task for c in checks):
@@ -191,9 +190,7 @@ def calibration_notes(results: RunResults, checks: list[Check]) -> list[str]:
                     f"introspect gate: {name}/{metric}: {scores.get(metric)} against a "
                     f"constant-answer ceiling of {ceiling:.4g}"
                 )
-        explanation = get_registry().explanation_types.get(task.record.explanation_type or "")
-        reason = degenerate_reason(explanation, scores)
-        share = scores.get(TOP_ANSWER_SHARE)
+        share, reason = task_verdict(task)
         if reason:
             notes.append(
                 f"introspect gate: warning: {name} is DEGENERATE ({reason}): its scores are no finding"
