@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ground_truth.errors import IntrospectError
+from ground_truth.least_squares import r_squared, solve_affine
 from ground_truth.primitive import Read
 from ground_truth.sites import site
 from ground_truth.store import build_once, cache_root
@@ -132,50 +133,17 @@ def aligned_positions(
     return _pair(source_ends, target_ends)
 
 
-# ---------------------------------------------------------------- least squares
-
-
-def solve_affine(
-    x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight ``[d_x, d_y]`` and bias ``[d_y]`` minimising ``|[x, 1] W - y|^2 + λ|W_x|^2``.
-
-    The bias row is not penalised (solved on centred data, which is the same thing), and
-    ``λ = ridge * trace(xcᵀxc) / d_x`` is relative to the mean variance of ``x``, so one
-    ``ridge`` suits models whose activations differ in scale by orders of magnitude. In
-    float64; returned as float32.
-    """
-    x64, y64 = x.double(), y.double()
-    x_mean, y_mean = x64.mean(0), y64.mean(0)
-    xc, yc = x64 - x_mean, y64 - y64.mean(0)
-    gram = xc.T @ xc
-    penalty = ridge * float(gram.diagonal().sum()) / max(gram.shape[0], 1)
-    if penalty > 0:
-        gram = gram + penalty * torch.eye(gram.shape[0], dtype=gram.dtype)
-        weight = torch.linalg.solve(gram, xc.T @ yc)
-    else:
-        weight = torch.linalg.lstsq(xc, yc, driver="gelsd").solution
-    bias = y_mean - x_mean @ weight
-    return weight.float(), bias.float()
-
-
-def r_squared(predicted: torch.Tensor, actual: torch.Tensor) -> float:
-    """1 - SSE/SST per column of ``actual``, averaged over columns that vary (nan if none)."""
-    predicted, actual = predicted.double(), actual.double()
-    sse = ((actual - predicted) ** 2).sum(0)
-    sst = ((actual - actual.mean(0)) ** 2).sum(0)
-    varying = sst > 1e-12 * max(float(sst.max()), 1e-300)
-    if not bool(varying.any()):
-        return math.nan
-    return float((1 - sse[varying] / sst[varying]).mean())
-
-
 def _hidden_states(
     backend: Any, sequences: list[list[int]], layer: int, description: str
 ) -> list[torch.Tensor]:
     name = site("resid_post", layer)
     reads = [Read(name, row, None) for row in range(len(sequences))]
     return backend.forward(sequences, reads=reads, description=description).reads
+
+
+StatesReader = Callable[[], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
+"""() -> (source states, target states) at the map's layers, one tensor per shared text
+(every text, in order, tokenized as `_encode` does), from wherever they are kept."""
 
 
 def fit_affine_map(
@@ -189,18 +157,22 @@ def fit_affine_map(
     *,
     ridge: float = 1e-3,
     seed: int = 0,
+    states: StatesReader | None = None,
 ) -> AffineMap:
     """Fit source ``blocks.{source_layer}.hook_resid_post`` -> target's at ``target_layer``.
 
-    Every text is read once by each model (one batched forward each); positions are paired
-    by `aligned_positions`; 20% of the pairs (chosen with ``seed``) are held out for R^2.
+    Positions are paired by `aligned_positions`; 20% of the pairs (chosen with ``seed``)
+    are held out for R^2. The states come from ``states()`` (e.g. read once for every
+    layer, `ground_truth.text_states`) or, without it, from one batched forward of the
+    texts through each model at these layers.
     """
     require_fast_tokenizer(source_tokenizer)
     require_fast_tokenizer(target_tokenizer)
     source_ids: list[list[int]] = []
     target_ids: list[list[int]] = []
     pairs: list[list[tuple[int, int]]] = []
-    for text in texts:
+    kept: list[int] = []
+    for index, text in enumerate(texts):
         s_ids, s_ends = _encode(text, source_tokenizer)
         t_ids, t_ends = _encode(text, target_tokenizer)
         aligned = _pair(s_ends, t_ends)
@@ -208,23 +180,29 @@ def fit_affine_map(
             source_ids.append(s_ids)
             target_ids.append(t_ids)
             pairs.append(aligned)
+            kept.append(index)
     total = sum(len(p) for p in pairs)
     if total < MIN_PAIRS:
         raise IntrospectError(
             f"cross-model map: the shared texts do not align: {total} positions end at the same "
             f"character in both tokenizations of {len(texts)} texts, {MIN_PAIRS} are needed"
         )
-    source_states = _hidden_states(
-        source_backend, source_ids, source_layer, "cross-model map: subject states"
-    )
-    target_states = _hidden_states(
-        target_backend, target_ids, target_layer, "cross-model map: explainer states"
-    )
+    if states is not None:
+        every_source, every_target = states()
+        source_states = [every_source[k] for k in kept]
+        target_states = [every_target[k] for k in kept]
+    else:
+        source_states = _hidden_states(
+            source_backend, source_ids, source_layer, "cross-model map: subject states"
+        )
+        target_states = _hidden_states(
+            target_backend, target_ids, target_layer, "cross-model map: explainer states"
+        )
     x = torch.cat(
-        [states[[i for i, _ in p]] for states, p in zip(source_states, pairs, strict=True)]
+        [states_[[i for i, _ in p]] for states_, p in zip(source_states, pairs, strict=True)]
     )
     y = torch.cat(
-        [states[[j for _, j in p]] for states, p in zip(target_states, pairs, strict=True)]
+        [states_[[j for _, j in p]] for states_, p in zip(target_states, pairs, strict=True)]
     )
     del source_states, target_states
     generator = torch.Generator().manual_seed(seed)
@@ -340,6 +318,7 @@ class MapStore:
         *,
         ridge: float = 1e-3,
         seed: int = 0,
+        states: StatesReader | None = None,
     ) -> tuple[AffineMap, bool]:
         """(map, built_now): the cached map for these models and layers, fitting it once."""
         from safetensors.torch import save_file
@@ -366,6 +345,7 @@ class MapStore:
                 target_layer,
                 ridge=ridge,
                 seed=seed,
+                states=states,
             )
             save_file(
                 {"weight": fitted.weight.contiguous(), "bias": fitted.bias.contiguous()},

@@ -126,6 +126,7 @@ class CrossModelMapper:
             self._texts,
             subject_layer,
             target_layer,
+            states=lambda: self._states(subject_layer, target_layer),
         )
         self.maps[key] = fitted
         self.fits[key] = {
@@ -145,6 +146,30 @@ class CrossModelMapper:
             "fitted now" if built_now else "loaded from the cache",
         )
         return fitted
+
+    def _states(self, subject_layer: int, target_layer: int) -> tuple[Any, Any]:
+        """Both models' states over the shared texts at the pair's layers. The first read
+        of a model reads every one of its layers in the same pass and caches each
+        (`ground_truth.text_states`), so every further layer pair is a solve, not a read."""
+        from ground_truth.text_states import read_text_sites
+
+        assert self._texts is not None
+        found = []
+        for loaded, backend, layer, who in (
+            (self._subject, self._subject_backend, subject_layer, "subject"),
+            (self._explainer, self._explainer_backend, target_layer, "explainer"),
+        ):
+            every = [site_name("resid_post", k) for k in range(backend.n_layers)]
+            _, (states,) = read_text_sites(
+                loaded,
+                backend,
+                self._texts,
+                [site_name("resid_post", layer)],
+                prefetch=every,
+                description=f"cross-model map: {who} states (every layer, once)",
+            )
+            found.append(states)
+        return found[0], found[1]
 
     def _site(self, site: str) -> tuple[str, int]:
         """(site kind, subject layer) of a residual-stream site; anything else cannot map."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -351,3 +352,56 @@ def test_an_adapter_explainer_reads_through_its_base_models_map(
     assert trained.fits[(1, 2)]["cached"] is True  # the base's fit, not a new one
     assert trained.explainer_spec.peft is None
     torch.testing.assert_close(from_trained, from_base, atol=0, rtol=0)
+
+
+def test_every_layer_pair_costs_one_read_per_model(
+    tiny_llama: Path, wide_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared texts go through each model once for all its layers; each further layer
+    pair is a least-squares solve, and the maps equal those fitted one read at a time."""
+    monkeypatch.setenv("INTROSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    passes: list[str] = []
+    plain = HFBackend.forward
+
+    def counted(self, sequences, **kwargs):
+        passes.append(self.loaded.spec.pretrained)
+        return plain(self, sequences, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "forward", counted)
+    mapper = mapper_for(
+        ModelSpec(str(tiny_llama)),
+        ModelSpec(str(wide_llama)),
+        get_registry(),
+        {"backend": "hf", "gt_batch_size": 64},
+    )
+    maps = {layer: mapper.map_for(layer) for layer in range(mapper.subject_layers)}
+    assert sorted(passes) == sorted([str(tiny_llama), str(wide_llama)])  # one read each
+
+    # the same maps as reading the two layers alone (fit_affine_map's own forward)
+    monkeypatch.setattr(HFBackend, "forward", plain)
+    subject, explainer = mapper._subject, mapper._explainer
+    for layer, fitted in maps.items():
+        alone = fit_affine_map(
+            HFBackend(subject, batch_size=64, progress=False),
+            HFBackend(explainer, batch_size=64, progress=False),
+            subject.tokenizer,
+            explainer.tokenizer,
+            shared_texts(),
+            layer,
+            mapper.explainer_layer(layer),
+        )
+        torch.testing.assert_close(fitted.weight, alone.weight, atol=1e-4, rtol=1e-3)
+        assert fitted.pairs == alone.pairs and abs(fitted.r2 - alone.r2) < 1e-4
+
+    # a fresh mapper for another subject layer reads nothing: the states are artifacts
+    passes.clear()
+    monkeypatch.setattr(HFBackend, "forward", counted)
+    shutil.rmtree(tmp_path / "cache" / "maps")  # forget the maps, keep the states
+    other = mapper_for(
+        ModelSpec(str(tiny_llama)),
+        ModelSpec(str(wide_llama)),
+        get_registry(),
+        {"backend": "hf", "gt_batch_size": 64},
+    )
+    other.map_for(0)
+    assert passes == []

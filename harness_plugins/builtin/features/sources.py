@@ -39,12 +39,6 @@ class _Pool:
         )
         return cls(texts, owners, [c.name for c in concepts])
 
-    def digest(self, sequences: list[list[int]]) -> str:
-        """What the pool's activations depend on: its sentences and their token ids."""
-        from ground_truth.artifacts import content_digest
-
-        return content_digest([self.texts, sequences])
-
 
 def _read_pool(
     pool: _Pool, subject: Any, backend: Any, at: str
@@ -59,43 +53,21 @@ def read_pool_sites(
 ) -> tuple[list[list[int]], list[list[Any]]]:
     """Token ids of every pool sentence and, per site, its activations at every token.
 
-    The activations of each site are an artifact (`ground_truth.artifacts`): read once per
+    The activations of each site are an artifact (`ground_truth.text_states`): read once per
     subject, backend, site and pool content, then shared by every build, whatever its
-    limit. The sites missing from the cache are read together, in one pass over the pool.
+    limit (and by the cross-model maps, which read the same texts). The sites missing from
+    the cache are read together, in one pass over the pool.
     """
-    from ground_truth.artifacts import artifact_path, cached_artifact
-    from ground_truth.primitive import Read
+    from ground_truth.text_states import read_text_sites
 
-    tokenizer = subject.tokenizer
-    sequences = [tokenizer(text)["input_ids"] for text in pool.texts]
-    keys = {
-        at: {
-            "subject": subject.fingerprint,
-            "backend": getattr(backend, "name", type(backend).__name__),
-            "site": at,
-            "pool": pool.digest(sequences),
-        }
-        for at in sites
-    }
-    stash: dict[str, list[Any]] = {}
-
-    def read(at: str) -> list[Any]:
-        if at not in stash:  # a miss: read it with every other site that looks missing too
-            missing = [
-                s
-                for s in dict.fromkeys(sites)
-                if s == at or not artifact_path("concept-pool", keys[s]).exists()
-            ]
-            reads = [Read(s, row, None) for row in range(len(sequences)) for s in missing]
-            values = backend.forward(
-                sequences, reads=reads, description="features: reading the concept pool (once)"
-            ).reads
-            stash.update({s: values[k :: len(missing)] for k, s in enumerate(missing)})
-        return stash.pop(at)
-
-    return sequences, [
-        cached_artifact("concept-pool", keys[at], lambda at=at: read(at)) for at in sites
-    ]
+    return read_text_sites(
+        subject,
+        backend,
+        pool.texts,
+        sites,
+        prefetch=sites,
+        description="features: reading the concept pool (once)",
+    )
 
 
 def _exemplars(
