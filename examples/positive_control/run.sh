@@ -7,7 +7,10 @@
 #   examples/positive_control/run.sh eval     # step 3: test partition, every control
 #   examples/positive_control/run.sh table    # the table (examples/positive_control/table.py)
 # Settings (environment): PC_SUBJECT (default smollm2-135m-instruct), PC_OUT
-# (default results/positive_control), PC_STEPS, PC_LR, PC_RANK, PC_SEEDS, PC_DEVICE.
+# (default results/positive_control), PC_STEPS, PC_LR, PC_RANK, PC_SEEDS, PC_DEVICE;
+# PC_BANK: a training concept bank (make_bank.py) for the curve and training steps only
+# (the evaluation always reads the built-in bank's test partition); PC_CURVE_STEPS,
+# PC_EVAL_STEPS, PC_EVAL_EXAMPLES, PC_PATIENCE: the curve's length and sampling.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
@@ -23,15 +26,18 @@ NICE="nice -n 5"
 # what this control is about, and they cost most of the time)
 META_BASE='"simulation": false, "judge": "none"'
 META="{\"subject\": \"$SUBJECT\", $META_BASE}"
+TRAIN_BASE=$META_BASE
+[ -n "${PC_BANK:-}" ] && TRAIN_BASE="$META_BASE, \"concepts\": \"$PC_BANK\""
 mkdir -p "$OUT"
 
 case "${1:-}" in
 curve)
   # budget selection: held-out slice (24 documents) of the TRAIN partition, never the test one
   $NICE introspect train explainer --subject "$SUBJECT" --types features \
-    --metadata "{$META_BASE}" --out "$OUT/curve" --max_steps "${PC_CURVE_STEPS:-60}" \
-    --learning_rate "$LR" --lora_r "$RANK" --eval_steps 15 --eval_examples 24 \
-    --eval_max_tokens 8 --seed 0
+    --metadata "{$TRAIN_BASE}" --out "$OUT/curve" --max_steps "${PC_CURVE_STEPS:-60}" \
+    --learning_rate "$LR" --lora_r "$RANK" --eval_steps "${PC_EVAL_STEPS:-15}" \
+    --eval_examples "${PC_EVAL_EXAMPLES:-24}" --eval_max_tokens 8 --seed 0 \
+    ${PC_PATIENCE:+--early_stop_patience "$PC_PATIENCE"}
   introspect train curve "$OUT/curve" --out "$OUT/curve/learning_curve.png" \
     --title "$SUBJECT features: held-out slice of the train partition"
   ;;
@@ -39,7 +45,7 @@ train)
   for seed in $SEEDS; do
     [ -f "$OUT/seed$seed/adapter_model.safetensors" ] && continue
     $NICE introspect train explainer --subject "$SUBJECT" --types features \
-      --metadata "{$META_BASE}" --out "$OUT/seed$seed" --max_steps "$STEPS" \
+      --metadata "{$TRAIN_BASE}" --out "$OUT/seed$seed" --max_steps "$STEPS" \
       --learning_rate "$LR" --lora_r "$RANK" --seed "$seed"
   done
   ;;
