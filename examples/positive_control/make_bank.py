@@ -104,13 +104,17 @@ def main() -> None:
     prompts = [p.format(w=w) for w in words for p in PROMPTS]
     texts = generate(loaded.model, loaded.tokenizer, prompts)
     concepts = [{"name": c.name, "sentences": list(c.sentences)} for c in builtin]
+    seen = {sentence for concept in concepts for sentence in concept["sentences"]}
+    seen |= set(neutral_sentences())
     dropped = []
     for k, word in enumerate(words):
         found = [first_sentence(t) for t in texts[k * len(PROMPTS) : (k + 1) * len(PROMPTS)]]
-        sentences = list(dict.fromkeys(s for s in found if s))
+        # distinct across the whole bank: the loader refuses a sentence two concepts share
+        sentences = [s for s in dict.fromkeys(s for s in found if s) if s not in seen]
         if len(sentences) < MIN_SENTENCES:
             dropped.append(word)
             continue
+        seen |= set(sentences)
         concepts.append({"name": word, "sentences": sentences})
     bank = {"concepts": concepts, "neutral": list(neutral_sentences())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
