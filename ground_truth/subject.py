@@ -201,6 +201,10 @@ def check_peft(spec: ModelSpec) -> None:
         )
     if not path.exists() and (spec.peft.startswith((".", "/", "~")) or _hub_offline()):
         raise IntrospectError(f"PEFT adapter {spec.peft!r} does not exist")
+    if path.is_dir():
+        from ground_truth.weights_check import check_adapter_folder
+
+        check_adapter_folder(path)
 
 
 def load_tokenizer(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> Any:
@@ -253,7 +257,12 @@ def load_model(
     if spec.peft:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, spec.peft)
+        from ground_truth.weights_check import adapter_fit_error
+
+        try:
+            model = PeftModel.from_pretrained(model, spec.peft)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as error:
+            raise adapter_fit_error(spec.peft, spec.pretrained, error) from None
     target = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(target).eval()
     loaded = LoadedModel(spec=spec, model=model, tokenizer=tokenizer)
