@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ground_truth.errors import IntrospectError
 from ground_truth.prefix_reuse import (
     clean_and_patched,
     group_prefixes,
@@ -40,6 +41,36 @@ from ground_truth.primitive import (
     parse_site,
     sequence_index,
 )
+
+_CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+
+
+def context_length(loaded: Any) -> int | None:
+    """The subject's context in tokens, from its config (None: unknown or unlimited)."""
+    config = getattr(getattr(loaded, "model", None), "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    for name in _CONTEXT_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_context(loaded: Any, sequences: Sequence[Sequence[int]]) -> None:
+    """Refuse prompts longer than the subject's context: the model would read positions it
+    was never trained on (or fail mid-build), and the references would be silently wrong."""
+    limit = context_length(loaded)
+    if limit is None or not sequences:
+        return
+    longest = max(range(len(sequences)), key=lambda i: len(sequences[i]))
+    if len(sequences[longest]) > limit:
+        over = sum(len(s) > limit for s in sequences)
+        raise IntrospectError(
+            f"{over} prompt(s) are longer than the subject's context of {limit} tokens "
+            f"(the longest, prompt {longest}, has {len(sequences[longest])}); shorten or "
+            "remove the long questions in the dataset, or use a subject with a longer context"
+        )
 
 
 class SitePlan:
@@ -136,7 +167,9 @@ class BatchedBackend(InterventionBackend):
 
     def batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
         """Batches of similar sequences: by length (less padding) or, to share prefixes, in
-        token order (sequences that start alike end up together)."""
+        token order (sequences that start alike end up together). A sequence longer than
+        the subject's context is refused before any pass (`check_context`)."""
+        check_context(self.loaded, sequences)
         if self.share_prefixes:
             order = sorted(range(len(sequences)), key=lambda i: (tuple(sequences[i]), i))
         else:
@@ -281,6 +314,7 @@ class BatchedBackend(InterventionBackend):
             return super().forward_clean_and_patched(
                 sequences, writes=writes, description=description
             )
+        check_context(self.loaded, sequences)
         return clean_and_patched(self, sequences, writes, description)
 
     @torch.inference_mode()

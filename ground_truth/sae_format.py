@@ -92,22 +92,47 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         )
     try:
         cfg = json.loads((path / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise IntrospectError(f"SAE config {path / CONFIG} is not valid JSON: {error}") from None
+    if not isinstance(cfg, dict):
+        raise IntrospectError(f"SAE config {path / CONFIG} is not a JSON object")
     missing = [k for k in ("d_in", "d_sae", "hook_name") if k not in cfg]
     if missing:
         raise IntrospectError(f"SAE config {path / CONFIG} lacks {', '.join(missing)}")
+    for key in ("d_in", "d_sae"):
+        if type(cfg[key]) is not int or cfg[key] < 1:
+            raise IntrospectError(
+                f"SAE config {path / CONFIG} has {key}={cfg[key]!r}, not a positive integer"
+            )
+    if not isinstance(cfg["hook_name"], str):
+        raise IntrospectError(f"SAE config {path / CONFIG} has a hook_name that is not text")
     hook_site(cfg["hook_name"])
+    _check_header(path / WEIGHTS)
     return cfg
+
+
+def _check_header(file: Path) -> None:
+    """Open the weights' header (cheap: no tensor is read): a corrupt file fails here,
+    before any model loads."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            handle.keys()
+    except Exception as error:  # SafetensorError, OSError
+        raise IntrospectError(
+            f"SAE weights {file} cannot be read ({type(error).__name__}: {error}); the file "
+            "is corrupt or not safetensors: train it again or download it again"
+        ) from None
 
 
 def load_sae(folder: str | Path) -> Sae:
     """The SAE in ``folder``, with shapes checked against its config."""
-    from safetensors.torch import load_file
+    from ground_truth.weights_check import read_safetensors
 
     path = Path(folder).expanduser()
     cfg = read_config(path)
-    tensors = load_file(str(path / WEIGHTS), device="cpu")
+    tensors = read_safetensors(path / WEIGHTS, "SAE weights")  # readable, finite
     missing = [k for k in ("W_enc", "W_dec", "b_enc", "b_dec") if k not in tensors]
     if missing:
         raise IntrospectError(f"SAE weights {path / WEIGHTS} lack {', '.join(missing)}")

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from ground_truth.errors import IntrospectError
+from ground_truth.location import CACHE_ENV, cache_root, check_location, make_folder
 from ground_truth.locks import acquire, lock_path
 from ground_truth.untrusted import UntrustedError, checksum_rows, member_problem, read_json
 
 logger = logging.getLogger("introspect")
 
-CACHE_ENV = "INTROSPECT_CACHE_DIR"
 STAGING_PREFIX = ".tmp-"
 """Temporary siblings start with this; listings skip them, builders remove stale ones."""
 CHECKSUMS = ".checksums.json"
@@ -49,15 +49,6 @@ FAULT_MARK_ENV = "INTROSPECT_FAULT_MARK"
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
 
 T = TypeVar("T")
-
-
-def cache_root() -> Path:
-    """``$INTROSPECT_CACHE_DIR``, else ``$XDG_CACHE_HOME/lm-eval-introspect`` (~/.cache)."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lm-eval-introspect"
 
 
 def fault_point(name: str) -> None:
@@ -102,8 +93,8 @@ def _within_cache(path: Path, final: Path) -> bool:
 @contextlib.contextmanager
 def exclusive(final: Path) -> Iterator[None]:
     """Hold a lock file beside ``final`` so that concurrent builders of it take turns."""
+    make_folder(final.parent)
     with cache_writes(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
         lock = acquire(final, label_of(final))
     try:
         yield
@@ -167,6 +158,7 @@ def entry_problem(final: Path, full: bool = True) -> str | None:
     untrusted (`ground_truth.untrusted`): a malformed table, a name outside the entry, a
     link, a FIFO or a device is a problem, never a traceback, a read outside or a hang.
     """
+    check_location(final)
     if final.is_symlink():
         target = os.readlink(final)
         if "/" in target or not target.startswith(version_prefix(final)):

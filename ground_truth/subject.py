@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ground_truth.errors import IntrospectError
+from ground_truth.fingerprint_memo import (  # re-exported: the memo used to live here
+    adapter_fingerprint as adapter_fingerprint,
+)
+from ground_truth.fingerprint_memo import files_key as files_key
+from ground_truth.fingerprint_memo import known_fingerprint as known_fingerprint
+from ground_truth.fingerprint_memo import remember_fingerprint as remember_fingerprint
 
 logger = logging.getLogger("introspect")
 
@@ -197,6 +201,10 @@ def check_peft(spec: ModelSpec) -> None:
         )
     if not path.exists() and (spec.peft.startswith((".", "/", "~")) or _hub_offline()):
         raise IntrospectError(f"PEFT adapter {spec.peft!r} does not exist")
+    if path.is_dir():
+        from ground_truth.weights_check import check_adapter_folder
+
+        check_adapter_folder(path)
 
 
 def load_tokenizer(spec: ModelSpec, aliases: Mapping[str, ModelAlias]) -> Any:
@@ -249,131 +257,14 @@ def load_model(
     if spec.peft:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, spec.peft)
+        from ground_truth.weights_check import adapter_fit_error
+
+        try:
+            model = PeftModel.from_pretrained(model, spec.peft)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as error:
+            raise adapter_fit_error(spec.peft, spec.pretrained, error) from None
     target = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(target).eval()
     loaded = LoadedModel(spec=spec, model=model, tokenizer=tokenizer)
     shared_models[spec] = loaded
     return loaded
-
-
-# ---------------------------------------------------------------- fingerprints without loading
-
-
-def _files_signature(path: Path) -> list[tuple[str, int, int]]:
-    if path.is_file():
-        stat = path.stat()
-        return [(path.name, stat.st_size, stat.st_mtime_ns)]
-    rows = []
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and ".git" not in file.parts:
-            stat = file.stat()
-            rows.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
-    return rows
-
-
-def files_key(spec: ModelSpec, source: ModelSource) -> str | None:
-    """A key that changes whenever the files behind ``spec`` change; None for remote models."""
-    import hashlib
-    import json
-
-    base = Path(source.path)
-    if not base.is_dir():
-        return None
-    weights = base / source.gguf_file if source.gguf_file else base
-    parts: dict[str, Any] = {"spec": repr(spec), "weights": _files_signature(weights)}
-    if source.gguf_file:
-        parts["folder"] = str(base)
-    if spec.peft:
-        adapter = Path(spec.peft)
-        if not adapter.is_dir():
-            return None
-        parts["peft"] = _files_signature(adapter)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _memo_path() -> Path:
-    from ground_truth.store import cache_root
-
-    return cache_root() / "fingerprints.json"
-
-
-_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
-_memo_warned: set[str] = set()
-
-
-def _read_memo(memo: Path, warn: bool) -> dict[str, str]:
-    """The memo's sound lines (key -> 16 hex digits); a malformed memo is one warning.
-
-    The memo is read back as untrusted input (`ground_truth.untrusted`): a memo of the
-    wrong shape, with values that are not fingerprints, or not a regular file counts as
-    empty (its sound lines are kept) and is rewritten clean by the next `remember_fingerprint`.
-    """
-    from ground_truth.untrusted import UntrustedError, read_json
-
-    try:
-        table = read_json(memo)
-    except FileNotFoundError:
-        return {}
-    except (OSError, UntrustedError) as error:
-        table, problem = {}, str(error)
-    else:
-        problem = None if isinstance(table, dict) else "is not a JSON object"
-        table = table if isinstance(table, dict) else {}
-    sound = {k: v for k, v in table.items() if isinstance(v, str) and _FINGERPRINT.fullmatch(v)}
-    if problem is None and len(sound) != len(table):
-        problem = f"has {len(table) - len(sound)} values that are not fingerprints"
-    if problem and warn and str(memo) not in _memo_warned:
-        _memo_warned.add(str(memo))
-        logger.warning(
-            "introspect: fingerprint memo %s %s; its bad lines are ignored and rewritten",
-            memo,
-            problem,
-        )
-    return sound
-
-
-def known_fingerprint(spec: ModelSpec, source: ModelSource) -> str | None:
-    """The fingerprint measured the last time these exact files were loaded, if any."""
-    key = files_key(spec, source)
-    if key is None:
-        return None
-    return _read_memo(_memo_path(), warn=True).get(key)
-
-
-def remember_fingerprint(spec: ModelSpec, source: ModelSource, fingerprint: str) -> None:
-    """Record ``fingerprint`` for these files, so a cache hit needs no weights next time."""
-    import json
-
-    from ground_truth.store import exclusive, write_file_atomically
-
-    key = files_key(spec, source)
-    if key is None:
-        return
-    memo = _memo_path()
-    try:
-        with exclusive(memo):
-            if memo.is_dir() and not memo.is_symlink():
-                shutil.rmtree(memo)
-            table = _read_memo(memo, warn=False)
-            table[key] = fingerprint
-            write_file_atomically(memo, json.dumps(table, indent=1))
-    except (OSError, IntrospectError) as error:  # a memo only saves time: never fail a run
-        logger.debug("introspect: fingerprint memo %s not written: %s", memo, error)
-
-
-def adapter_fingerprint(peft: str) -> str | None:
-    """A content hash of a local PEFT adapter's config and weights (None for a Hub id)."""
-    import hashlib
-
-    folder = Path(peft)
-    if not folder.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(folder.iterdir()):
-        if file.name.startswith("adapter_") and file.is_file():
-            digest.update(file.name.encode())
-            with file.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-    return digest.hexdigest()[:16]

@@ -222,16 +222,23 @@ class ModelCatalog:
     def fingerprint(self, spec: Any, load: Any) -> str:
         """The content fingerprint of ``spec``: remembered per source, else from its weights
         (``load()`` gives them)."""
-        from ground_truth.subject import known_fingerprint, remember_fingerprint, resolve_source
+        from ground_truth.subject import (
+            files_key,
+            known_fingerprint,
+            remember_fingerprint,
+            resolve_source,
+        )
 
         live = self.live(spec)
         source = resolve_source(spec, self.aliases)
+        key = files_key(spec, source)  # the files' content, hashed once per call
         if live is None:
-            known = known_fingerprint(spec, source)
+            known = known_fingerprint(spec, source, key) if key else None
             if known is not None:
                 return known
             live = load()
-        remember_fingerprint(spec, source, live.fingerprint)
+        if key:
+            remember_fingerprint(spec, source, live.fingerprint, key)
         return live.fingerprint
 
     def explainer_fingerprints(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import random
 from collections.abc import Callable
 from numbers import Integral
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # imported lazily: validate_mmlu_layout needs no datasets
 __all__ = [
     "MMLU_COLUMNS",
     "builtin_questions",
+    "unique_questions",
     "validate_mmlu_layout",
 ]
 
@@ -116,7 +118,12 @@ def _layout_error(source: str, problem: str) -> ValueError:
 
 
 def validate_mmlu_layout(ds: Any, source: str) -> None:
-    """Fail early, in one readable line, before a benchmark run wastes model time."""
+    """Fail early, in one readable line, before a benchmark run wastes model time.
+
+    Every row is checked (a bad row deep in a dataset would otherwise surface as a
+    traceback, or a wrong reference, in the middle of a build); the message names the
+    first bad row.
+    """
     columns = getattr(ds, "column_names", None)
     if isinstance(columns, dict):
         raise _layout_error(source, f"got several splits {sorted(columns)}, pick one")
@@ -127,26 +134,79 @@ def validate_mmlu_layout(ds: Any, source: str) -> None:
         raise _layout_error(source, f"missing column {', '.join(repr(c) for c in missing)}")
     if len(ds) == 0:
         raise _layout_error(source, "has no rows")
-    row = ds[0]
+    subjects = ds["subject"] if "subject" in columns else [""] * len(ds)
+    columns_ = (ds["question"], subjects, ds["choices"], ds["answer"])
+    for index, row in enumerate(zip(*columns_, strict=True)):
+        problem = _row_problem(*row)
+        if problem:
+            raise _layout_error(source, f"row {index}: {problem}")
 
-    question = row["question"]
+
+def _row_problem(question: Any, subject: Any, choices: Any, answer: Any) -> str | None:
     if not isinstance(question, str):
-        raise _layout_error(source, f"column 'question' is {type(question).__name__}, not str")
-    if "subject" in columns and not isinstance(row["subject"], str):
-        kind = type(row["subject"]).__name__
-        raise _layout_error(source, f"column 'subject' is {kind}, not str")
-    choices = row["choices"]
+        return f"column 'question' is {type(question).__name__}, not str"
+    if not question.strip():
+        return "column 'question' is empty"
+    if not isinstance(subject, str):
+        return f"column 'subject' is {type(subject).__name__}, not str"
     if not isinstance(choices, list | tuple):
-        kind = type(choices).__name__
-        raise _layout_error(source, f"column 'choices' is {kind}, not a list of str")
+        return f"column 'choices' is {type(choices).__name__}, not a list of str"
     if not all(isinstance(c, str) for c in choices):
-        raise _layout_error(source, "column 'choices' holds a non-str item")
+        return "column 'choices' holds a non-str item"
     if len(choices) != 4:
-        raise _layout_error(source, f"column 'choices' has {len(choices)} items, not 4")
-    answer = row["answer"]
+        return f"column 'choices' has {len(choices)} items, not 4"
     if isinstance(answer, bool) or not isinstance(answer, Integral):
-        raise _layout_error(source, f"column 'answer' is {type(answer).__name__}, not int")
+        return f"column 'answer' is {type(answer).__name__}, not int"
     if not 0 <= int(answer) < len(choices):
-        raise _layout_error(
-            source, f"column 'answer' is {int(answer)}, outside choices 0..{len(choices) - 1}"
+        return f"column 'answer' is {int(answer)}, outside choices 0..{len(choices) - 1}"
+    return None
+
+
+_warned: set[tuple[Any, ...]] = set()
+
+
+def unique_questions(ds: Any, ids: list[str], source: str) -> list[int]:
+    """Row indices of ``ds`` with each question once (the first of repeats), one warning
+    for the repeats; `ValueError` when a repeat has another answer or an id names two
+    different questions (a reference cannot be right for both).
+
+    A repeated question would be scored as two documents, weighting it twice and sharing
+    one reference row between them; ``ids[i]`` is row i's ``question_id``.
+    """
+    first_of: dict[tuple[str, tuple[str, ...]], int] = {}
+    id_of: dict[str, int] = {}
+    kept: list[int] = []
+    repeats: list[tuple[int, int]] = []
+    questions, choices, answers = ds["question"], ds["choices"], ds["answer"]
+    for index, qid in enumerate(ids):
+        content = (" ".join(questions[index].split()), tuple(choices[index]))
+        earlier = first_of.get(content)
+        if earlier is not None:
+            if int(answers[earlier]) != int(answers[index]):
+                raise _layout_error(
+                    source,
+                    f"rows {earlier} and {index} ask the same question with different "
+                    "answers; fix or remove one of them",
+                )
+            repeats.append((earlier, index))
+            continue
+        if qid in id_of:
+            raise _layout_error(
+                source,
+                f"question_id {qid!r} names two different questions (rows {id_of[qid]} and "
+                f"{index}); give each question its own id",
+            )
+        first_of[content], id_of[qid] = index, index
+        kept.append(index)
+    said = (" ".join(str(source).split()), len(repeats), *repeats[:1])
+    if repeats and said not in _warned:  # once per process, not per partition
+        _warned.add(said)
+        logging.getLogger("introspect").warning(
+            "introspect: %s repeats %d question(s) (the first: row %d repeats row %d); "
+            "each question is asked once",
+            " ".join(str(source).split()),
+            len(repeats),
+            repeats[0][1],
+            repeats[0][0],
         )
+    return kept

@@ -39,9 +39,10 @@ def cmd_ground_truth_build(args: argparse.Namespace) -> int:
 
 def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
     from ground_truth.cache import ReferenceStore
+    from ground_truth.store import cache_root
 
     store = ReferenceStore()
-    entries = store.entries()
+    entries = store.entries(full=True)  # as a run reads them
     rows = [
         (
             e["explanation_type"],
@@ -65,35 +66,42 @@ def cmd_ground_truth_ls(args: argparse.Namespace) -> int:
     broken = sum(e["problem"] is not None for e in entries)
     note = f" ({broken} broken: rebuilt on next use, or `ground-truth rm KEY`)" if broken else ""
     print(f"\n{len(rows)} reference datasets in {store.root}{note}")
+    _other_stores(cache_root())
     return 0
 
 
-def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
-    """Check every cache entry (references, maps, artifacts, converted models) against its
-    checksums, and that reference datasets, maps and artifacts load."""
-    from ground_truth.affine_map import MapStore
-    from ground_truth.artifacts import load_artifact
-    from ground_truth.cache import load_dataset
-    from ground_truth.store import cache_root, entry_paths, read_entry
+def _other_stores(root: Path) -> None:
+    """One line per other store (maps, artifacts, models, the fingerprint memo), checked as
+    a run reads it, and one line per broken entry in it."""
+    from ground_truth.inventory import STORES, entries
 
-    loaders = {
-        "ground_truth": load_dataset,
-        "maps": MapStore.load,
-        "artifacts": load_artifact,
-        "models": lambda folder: folder if (folder / "config.json").is_file() else None,
-    }
+    found = [e for e in entries(root) if e.store != "ground_truth"]
+    for name in STORES[1:]:
+        mine = [e for e in found if e.store == name]
+        bad = [e for e in mine if e.problem is not None]
+        what = "1 file" if name.endswith(".json") else f"{len(mine)} entries"
+        state = f"{len(bad)} broken" if bad else "ok"
+        print(f"{name}: {what if mine else 'none'}{'' if not mine else f' ({state})'}")
+        for entry in bad:
+            print(f"  BROKEN {entry.path.relative_to(root)}: {entry.problem}")
+
+
+def cmd_ground_truth_verify(args: argparse.Namespace) -> int:
+    """Check every entry of every store (references, maps, artifacts, converted models, the
+    fingerprint memo) against its checksums (every file hashed), and that each loads."""
+    from ground_truth.inventory import entries
+    from ground_truth.store import cache_root
+
     root = cache_root()
-    checked = broken = 0
-    for kind, load in loaders.items():
-        for entry in entry_paths(root / kind):
-            checked += 1
-            _, problem = read_entry(entry, load, full=True)
-            if problem is not None:
-                broken += 1
-                print(f"BROKEN {entry.relative_to(root)}: {problem}")
-            elif args.verbose:
-                print(f"ok     {entry.relative_to(root)}")
-    print(f"{checked} cache entries checked in {root}, {broken} broken")
+    found = entries(root, full=True)
+    broken = 0
+    for entry in found:
+        if entry.problem is not None:
+            broken += 1
+            print(f"BROKEN {entry.path.relative_to(root)}: {entry.problem}")
+        elif args.verbose:
+            print(f"ok     {entry.path.relative_to(root)}")
+    print(f"{len(found)} cache entries checked in {root}, {broken} broken")
     if broken:
         print(
             "broken entries are rebuilt on next use; `introspect ground-truth rm KEY` removes them"
@@ -159,9 +167,9 @@ def add_commands(sub: Any) -> None:
         "(default: $INTROSPECT_LOCK_TIMEOUT, else wait)",
     )
     build.set_defaults(func=cmd_ground_truth_build)
-    gt.add_parser("ls", help="list cached reference datasets (broken ones marked)").set_defaults(
-        func=cmd_ground_truth_ls
-    )
+    gt.add_parser(
+        "ls", help="list cached reference datasets and the other stores (broken ones marked)"
+    ).set_defaults(func=cmd_ground_truth_ls)
     verify = gt.add_parser("verify", help="check every cache entry against its checksums")
     verify.add_argument("-v", "--verbose", action="store_true", help="list sound entries too")
     verify.set_defaults(func=cmd_ground_truth_verify)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_faults import KEY, QUESTIONS, assert_no_leftovers, assert_right, doubling
 
-from ground_truth import subject
+from ground_truth import fingerprint_memo, subject
 from ground_truth.cache import MANIFEST, ReferenceStore
 from ground_truth.store import CHECKSUMS, build_once, lock_path
 from harness_plugins.commands.cli import main
@@ -252,9 +252,9 @@ def _memo_case(tmp_path, monkeypatch):
     (model / "config.json").write_text("{}")
     spec = subject.ModelSpec.from_arguments({"pretrained": str(model)})
     source = subject.ModelSource(str(model), None)
-    memo = subject._memo_path()
+    memo = fingerprint_memo._memo_path()
     memo.parent.mkdir(parents=True)
-    subject._memo_warned.clear()
+    fingerprint_memo._memo_warned.clear()
     return spec, source, memo
 
 

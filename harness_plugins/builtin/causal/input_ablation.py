@@ -87,7 +87,11 @@ class InputAblation(ExplanationType):
     # ------------------------------------------------------------------ questions
 
     def _source(self, options: Mapping[str, Any]) -> Any:
-        from harness_plugins.banks.questions import builtin_questions, validate_mmlu_layout
+        from harness_plugins.banks.questions import (
+            builtin_questions,
+            unique_questions,
+            validate_mmlu_layout,
+        )
 
         if not options["dataset"]:
             return builtin_questions()
@@ -101,10 +105,12 @@ class InputAblation(ExplanationType):
                 f"input_ablation: cannot load dataset {name!r} (config "
                 f"{options['dataset_config']!r}, split {options['split']!r}): {error}"
             ) from None
-        validate_mmlu_layout(rows, source=f"dataset {name!r}")
+        validate_mmlu_layout(rows, source=f"dataset {name!r}")  # every row
         if "question_id" not in rows.column_names:
             rows = rows.map(lambda row: {"question_id": _stable_id(row)})
-        return rows
+        ids = [str(i) for i in rows["question_id"]]
+        kept = unique_questions(rows, ids, source=f"dataset {name!r}")
+        return rows if len(kept) == len(rows) else rows.select(kept)
 
     def questions(self, options: Mapping[str, Any]) -> Any:
         try:
