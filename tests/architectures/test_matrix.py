@@ -12,7 +12,7 @@ import importlib.util
 
 import pytest
 import torch
-from decisions import MARGIN, NUMERIC_ERROR, assert_rows_match, margins
+from decisions import MARGIN, NUMERIC_ERROR, assert_margins, assert_rows_match, margins, record
 from families import (
     FAMILIES,
     every_site,
@@ -21,6 +21,7 @@ from families import (
     random_writes,
     site_width,
 )
+from support import SUPPORT
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.errors import IntrospectError
@@ -127,3 +128,96 @@ def test_an_identity_patch_changes_nothing(family):
         )
         _, same = backend.forward_clean_and_patched(sequences, writes=writes)
         assert_same(same.last_logits, clean.last_logits, f"{name} identity clean/patched")
+
+
+def test_a_vector_slot_is_what_the_first_block_reads(family, tmp_path_factory):
+    """The explainer side (``--model introspect``): a slot holding what ``hook_embed`` reads
+    for a token (the scaled embedding, where the family scales it) equals that token in the
+    text, and a write there moves the first block's input by exactly the change written."""
+    from tiny_models import make_tokenizer
+
+    from harness_plugins.lm_eval_adapter.model import IntrospectLM
+    from harness_plugins.prompts import vectors
+
+    name, loaded, _ = family
+    folder = tmp_path_factory.mktemp("families") / name
+    loaded.model.save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)
+    lm = IntrospectLM(pretrained=str(folder), device="cpu", batch_size=2)
+    backend = lm._vector_backend()
+    word = lm.tokenizer.encode(" answer", add_special_tokens=False)[0]
+    prefix = lm.tok_encode("What is the")
+    inputs: list[torch.Tensor] = []
+    hook = backend.layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: inputs.append((args or [kwargs["hidden_states"]])[0][0]),
+        with_kwargs=True,
+    )
+    try:
+        clean = backend.forward([[*prefix, word]], reads=[Read("hook_embed", 0, -1)])
+        embedded = clean.reads[0]
+        vector = torch.randn(backend.d_model, generator=torch.Generator().manual_seed(0))
+        backend.forward([[*prefix, word]], writes=[Write("hook_embed", 0, -1, vector)])
+    finally:
+        hook.remove()
+    moved = inputs[1][-1] - inputs[0][-1]
+    torch.testing.assert_close(moved, vector - embedded, atol=1e-5, rtol=1e-5)
+    table = vectors.VectorTable()
+    with table.active():
+        marked = "What is the" + vectors.slot(embedded).replace(vectors.BEGIN, "").replace(
+            vectors.END, ""
+        )
+        ids, writes = lm._encode_marked(marked, 0)
+        assert ids[: len(prefix)] == prefix and writes[0].position == len(prefix)
+        got = backend.forward([ids], writes=writes).last_logits
+    table.clear()
+    assert_same(got, clean.last_logits, f"{name} slot")
+
+
+BACKENDS = ["transformer_lens"] + (
+    ["nnsight"] if importlib.util.find_spec("introspect_nnsight") else []
+)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_other_backends_agree_with_hf_or_refuse_in_one_line(family, backend_name):
+    """Reads at every site, patched logits and greedy tokens as hf's; or one clear line."""
+    from harness_plugins.registry import get_registry
+
+    name, loaded, sequences = family
+    hf = HFBackend(loaded, batch_size=3, progress=False, share_prefixes=False)
+    try:
+        other = get_registry().backend(backend_name)(loaded, batch_size=2, progress=False)
+    except IntrospectError as error:
+        assert "\n" not in str(error) and "use backend=hf" in str(error)
+        assert SUPPORT[name][backend_name] == "refused", (name, backend_name, str(error))
+        return
+    assert SUPPORT[name][backend_name] == "supported", (name, backend_name)
+    reads = [
+        Read(site, row, position)
+        for site in every_site(hf.n_layers)
+        for row in (0, 3)
+        for position in (2, -1, None)
+    ]
+    writes = random_writes(hf, sequences, 0)
+    expected = hf.forward(sequences, reads=reads, writes=writes)
+    got = other.forward(sequences, reads=reads, writes=writes)
+    assert_rows_match(got.last_logits, expected.last_logits, f"{name} {backend_name}")
+    for read, x, y in zip(reads, got.reads, expected.reads, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5, msg=f"{name} {read}")
+    assert site_width(other, "blocks.0.mlp.hook_post") == site_width(hf, "blocks.0.mlp.hook_post")
+    with record(hf) as rows:
+        tokens = hf.generate(sequences[:2], max_new_tokens=3, writes=writes[:2])
+    assert_margins(rows.generated, f"{name} greedy (hf)")
+    assert other.generate(sequences[:2], max_new_tokens=3, writes=writes[:2]) == tokens
+
+
+def test_a_transformer_lens_adapter_that_misreads_a_config_is_refused():
+    """A config TransformerLens's adapter reads otherwise than transformers does (GPT-NeoX
+    with a stray ``num_key_value_heads``): one line, not a traceback or wrong numbers."""
+    from ground_truth.backends.transformer_lens import TransformerLensBackend
+
+    loaded = loaded_family("gpt_neox")
+    loaded.model.config.num_key_value_heads = 2
+    with pytest.raises(IntrospectError, match=r"transformer_lens backend .*GPTNeoX") as error:
+        TransformerLensBackend(loaded, progress=False)
+    assert "\n" not in str(error.value)
