@@ -29,7 +29,7 @@ def _common(vocab: int, ids: dict[str, int]) -> dict[str, Any]:
         "num_hidden_layers": LAYERS,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": 1024,
         **ids,
     }
 
@@ -82,7 +82,7 @@ def _phi3(vocab, ids, window):
 
 def _gpt2(vocab, ids, window):
     return transformers.GPT2Config(
-        vocab_size=vocab, n_positions=512, n_embd=WIDTH, n_layer=LAYERS, n_head=4, **ids
+        vocab_size=vocab, n_positions=1024, n_embd=WIDTH, n_layer=LAYERS, n_head=4, **ids
     )
 
 
