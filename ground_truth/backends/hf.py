@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ground_truth.batching import BatchedBackend, SitePlan, position_ids
+from ground_truth.errors import IntrospectError
 from ground_truth.prefix_reuse import attention_window
 from ground_truth.primitive import parse_site
 
@@ -41,7 +42,7 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     for _name, module in candidates:
         if len(module) == n_layers:
             return module
-    raise ValueError(
+    raise IntrospectError(
         f"cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
         "the hf backend supports models whose blocks are one ModuleList"
     )
@@ -58,7 +59,10 @@ def find_mlp_output(block: torch.nn.Module) -> torch.nn.Module:
         for name in _OUT_PROJECTIONS:
             if hasattr(mlp, name):
                 return getattr(mlp, name)
-    raise ValueError(f"cannot find the MLP output projection of {type(block).__name__}")
+    raise IntrospectError(
+        f"cannot find the MLP output projection of {type(block).__name__} (looked for "
+        f"{'/'.join(_MLP_NAMES)} with {'/'.join(_OUT_PROJECTIONS)}); use another backend"
+    )
 
 
 def embedding_scale(model: torch.nn.Module) -> float | None:
