@@ -51,8 +51,8 @@ ALL_TYPES_FAMILIES = ("gemma3", "granite", "qwen2")
 """Families whose references the matrix builds for every built-in type (the rest: slower)."""
 
 REFUSED = {
-    "encoder-decoder (t5, bart, ...)": "`introspect: error:` line naming the architecture, "
-    "from its config before weights load",
+    "encoder-decoder (t5, bart, ...)": "one error line naming the architecture, from its "
+    "config before weights load",
     "encoder-only (bert, roberta, ...)": "same, from the config",
     "multimodal without a text model": "same, from the config",
     "blocks that are not one list of decoder layers": "one line from the backend once loaded",
@@ -82,6 +82,14 @@ def render() -> str:
     for family in FAMILIES:
         cells = " | ".join(SUPPORT[family][backend] for backend in BACKENDS)
         lines.append(f"| {family} | {NOTES[family]} | {cells} |")
+    lines += [
+        "",
+        "`hook_embed` (and so a vector slot) is what the first block reads, less learned",
+        "positions: the scaled embedding where a family scales it (Gemma inside its",
+        "embedding module, Granite by `embedding_multiplier` in its forward). With a sliding",
+        "window, prefix reuse runs a batch whole when its prefix and suffix passes would span",
+        "the window (the window counts padded columns), so results never depend on it.",
+    ]
     lines += ["", "Out of scope, refused:", "", "| models | refusal |", "|---|---|"]
     lines += [f"| {what} | {how} |" for what, how in REFUSED.items()]
     return "\n".join(lines) + "\n"

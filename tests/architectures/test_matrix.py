@@ -21,7 +21,7 @@ from families import (
     random_writes,
     site_width,
 )
-from support import SUPPORT
+from support import DOC, SUPPORT, render
 
 from ground_truth.backends.hf import HFBackend
 from ground_truth.errors import IntrospectError
@@ -221,3 +221,8 @@ def test_a_transformer_lens_adapter_that_misreads_a_config_is_refused():
     with pytest.raises(IntrospectError, match=r"transformer_lens backend .*GPTNeoX") as error:
         TransformerLensBackend(loaded, progress=False)
     assert "\n" not in str(error.value)
+
+
+def test_support_table():
+    """docs/architectures.md is what ``python tests/architectures/support.py`` writes."""
+    assert DOC.read_text(encoding="utf-8") == render(), "run: python tests/architectures/support.py"
