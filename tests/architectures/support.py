@@ -31,7 +31,7 @@ NOTES = {
     "gemma2": "sliding window + full, logit soft-capping, scaled embedding",
     "gemma3": "sliding window + full, QK-norm, scaled embedding (`Gemma3ForCausalLM`)",
     "phi3": "fused QKV and gate/up projections",
-    "gpt2": "learned absolute positions, Conv1D, no chat template needed",
+    "gpt2": "learned absolute positions, Conv1D",
     "gpt_neox": "parallel attention + MLP, partial rotary",
     "olmo2": "QK-norm, norms after attention and MLP",
     "granite": "embedding, residual and logit multipliers",
