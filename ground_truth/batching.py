@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ground_truth.errors import IntrospectError
 from ground_truth.prefix_reuse import (
     clean_and_patched,
+    fits_window,
     group_prefixes,
     left_padded,
     own_positions,
@@ -132,6 +133,8 @@ class BatchedBackend(InterventionBackend):
     """The intervention primitive for any model that runs padded batches; see the module."""
 
     share_prefixes: bool = False
+    window: int | None = None
+    """The model's shortest attention window (`ground_truth.prefix_reuse.attention_window`)."""
 
     def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
@@ -236,7 +239,11 @@ class BatchedBackend(InterventionBackend):
         if not self.share_prefixes or len(batch) < 2:
             return [(0, len(batch), 0)]
         limits = own_positions(batch, sequences, reads, writes, score_from)
-        return group_prefixes([sequences[i] for i in batch], limits)
+        groups = group_prefixes([sequences[i] for i in batch], limits)
+        starts = [shared for first, stop, shared in groups for _ in range(first, stop)]
+        if not fits_window(self.window, [sequences[i] for i in batch], starts):
+            return [(0, len(batch), 0)]
+        return groups
 
     # ------------------------------------------------------------------ primitive
 

@@ -35,6 +35,36 @@ if TYPE_CHECKING:
 MIN_SHARED_PREFIX = 16
 
 
+def attention_window(model: Any) -> int | None:
+    """The shortest attention span of ``model``'s layers in tokens (None: unlimited).
+
+    Read from the (text) config: ``sliding_window`` and chunked attention, whichever
+    layers use them (a window set but unused only makes prefix reuse rarer, never wrong).
+    """
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    spans = [
+        value
+        for name in ("sliding_window", "attention_chunk_size")
+        if isinstance(value := getattr(config, name, None), int) and value > 0
+    ]
+    return min(spans) if spans else None
+
+
+def fits_window(
+    window: int | None, sequences: Sequence[Sequence[int]], starts: Sequence[int]
+) -> bool:
+    """Whether a prefix pass of each sequence's first ``starts[i]`` tokens and a suffix pass
+    of the rest span fewer columns than ``window`` together (always, without a window)."""
+    if window is None or not any(starts):
+        return True
+    suffix = max(len(s) - start for s, start in zip(sequences, starts, strict=True))
+    return max(starts) + suffix < window
+
+
 def common_length(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` share."""
     n = 0
@@ -222,6 +252,8 @@ def clean_and_patched(
         for at in range(0, len(order), size):
             batch = order[at : at + size]
             starts = [firsts[row] for row in batch]
+            if not fits_window(backend.window, [sequences[row] for row in batch], starts):
+                starts = [0] * len(batch)  # no prefix pass: the batch runs whole, twice
             prefix = run_prefixes(
                 backend, [sequences[row][:start] for row, start in zip(batch, starts, strict=True)]
             )

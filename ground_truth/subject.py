@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ground_truth.architecture import check_source_architecture
 from ground_truth.errors import IntrospectError
 from ground_truth.fingerprint_memo import (  # re-exported: the memo used to live here
     adapter_fingerprint as adapter_fingerprint,
@@ -238,6 +239,12 @@ def load_model(
 
     source = resolve_source(spec, aliases)
     check_peft(spec)
+    check_source_architecture(
+        source.path,
+        gguf_file=source.gguf_file,
+        revision=spec.revision,
+        trust_remote_code=spec.trust_remote_code,
+    )
     tokenizer = load_tokenizer(spec, aliases)
     dtype: Any = spec.dtype if spec.dtype == "auto" else getattr(torch, spec.dtype, None)
     if dtype is None:

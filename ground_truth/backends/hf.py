@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from ground_truth.batching import BatchedBackend, SitePlan, position_ids
+from ground_truth.errors import IntrospectError
+from ground_truth.prefix_reuse import attention_window
 from ground_truth.primitive import parse_site
 
 
@@ -40,7 +42,7 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     for _name, module in candidates:
         if len(module) == n_layers:
             return module
-    raise ValueError(
+    raise IntrospectError(
         f"cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
         "the hf backend supports models whose blocks are one ModuleList"
     )
@@ -57,7 +59,35 @@ def find_mlp_output(block: torch.nn.Module) -> torch.nn.Module:
         for name in _OUT_PROJECTIONS:
             if hasattr(mlp, name):
                 return getattr(mlp, name)
-    raise ValueError(f"cannot find the MLP output projection of {type(block).__name__}")
+    raise IntrospectError(
+        f"cannot find the MLP output projection of {type(block).__name__} (looked for "
+        f"{'/'.join(_MLP_NAMES)} with {'/'.join(_OUT_PROJECTIONS)}); use another backend"
+    )
+
+
+def embedding_scale(model: torch.nn.Module) -> float | None:
+    """The factor a model multiplies its input embedding module's output by before the first
+    block (None: none, or applied inside the module as Gemma's scaled embeddings do).
+
+    Granite-style models scale by ``embedding_multiplier`` in the model's forward; the
+    ``hook_embed`` site is what the first block reads (less learned positions), so that a
+    vector slot holds the same values under every family.
+    """
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    multiplier = getattr(config or model.config, "embedding_multiplier", None)
+    if isinstance(multiplier, (int, float)) and multiplier != 1:
+        return float(multiplier)
+    return None
+
+
+def scaled_embed_hook(plan: SitePlan, site: str, output: torch.Tensor, scale: float | None) -> Any:
+    """The embedding module's ``output`` with the plan applied to its scaled value (what the
+    model reads); unwritten values stay the very output, bit for bit."""
+    if scale is None:
+        return plan.apply(site, output)
+    scaled = output * scale
+    changed = plan.apply(site, scaled)
+    return output if changed is scaled else output + (changed - scaled) / scale
 
 
 def _hidden_of(output: Any) -> torch.Tensor:
@@ -72,6 +102,7 @@ class ModuleBackend(BatchedBackend):
         self.model = loaded.model
         self.layers = find_decoder_layers(self.model)
         self.embedding = self.model.get_input_embeddings()
+        self.embed_scale = embedding_scale(self.model)
 
     @property
     def n_layers(self) -> int:
@@ -106,6 +137,7 @@ class HFBackend(ModuleBackend):
     ) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
         self.share_prefixes = share_prefixes
+        self.window = attention_window(self.model)
 
     @contextlib.contextmanager
     def _hooks(self, plan: SitePlan | None) -> Iterator[None]:
@@ -116,7 +148,7 @@ class HFBackend(ModuleBackend):
             if kind == "embed":
 
                 def embed_hook(module, args, output, _site=site):
-                    return plan.apply(_site, output)
+                    return scaled_embed_hook(plan, _site, output, self.embed_scale)
 
                 handles.append(self.embedding.register_forward_hook(embed_hook))
             elif kind == "mlp_post":

@@ -100,10 +100,44 @@ def build_bridge(model: Any) -> Any:
             f"the transformer_lens backend cannot wrap {names}: TransformerLens has no "
             "architecture adapter for it; use backend=hf"
         ) from None
-    bridge = build_bridge_from_module(source, architecture, hf_config=copy.deepcopy(config))
-    _pass_the_kv_cache(bridge)
-    bridge.eval()
+    try:
+        bridge = build_bridge_from_module(source, architecture, hf_config=copy.deepcopy(config))
+        _pass_the_kv_cache(bridge)
+        bridge.eval()
+        _check_reproduces(bridge, model, architecture)
+    except IntrospectError:
+        raise
+    except Exception as error:  # an adapter that does not fit this config: one line, no traceback
+        reason = (str(error).splitlines() or [""])[0][:200]
+        raise IntrospectError(
+            f"the transformer_lens backend cannot run {architecture} "
+            f"({type(error).__name__}: {reason}); use backend=hf"
+        ) from None
     return bridge
+
+
+PROBE_LENGTH = 12
+"""Tokens of the pass that checks a new bridge against the model it wraps."""
+
+
+def _check_reproduces(bridge: Any, model: Any, architecture: str) -> None:
+    """Refuse a bridge whose logits are not the model's own (up to float rounding): an
+    adapter that computes another function would give silently wrong references."""
+    embedding = model.get_input_embeddings()
+    vocab = int(embedding.num_embeddings)
+    ids = (torch.arange(PROBE_LENGTH, device=embedding.weight.device) * 7919 % vocab)[None]
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).logits.float()
+        got = bridge(ids, attention_mask=mask, return_type="logits").float()
+    scale = float(expected.abs().max()) or 1.0
+    error = float((got - expected).abs().max()) / scale
+    tolerance = 1e-4 if embedding.weight.dtype == torch.float32 else 5e-2
+    if not error <= tolerance:  # NaN too
+        raise IntrospectError(
+            f"the transformer_lens backend does not reproduce {architecture}: its logits "
+            f"differ from the model's by {error:.2g} of their range; use backend=hf"
+        )
 
 
 def _cache_as_past_key_values(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:

@@ -17,6 +17,7 @@ import lm_eval.models  # noqa: F401  fill lm-eval's model table first: registeri
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from ground_truth.architecture import check_source_architecture
 from ground_truth.subject import LoadedModel, ModelSpec, check_peft, resolve_source, shared_models
 from harness_plugins.errors import IntrospectError
 from harness_plugins.lm_eval_adapter import MODEL_NAME
@@ -40,6 +41,9 @@ class IntrospectLM(HFLM):
         spec = ModelSpec.from_arguments({**kwargs, "pretrained": pretrained, "peft": peft})
         source = resolve_source(spec, get_registry().model_aliases)  # clear error for bad names
         check_peft(spec)
+        check_source_architecture(
+            source.path, gguf_file=source.gguf_file, trust_remote_code=spec.trust_remote_code
+        )
         if source.gguf_file:
             kwargs["gguf_file"] = source.gguf_file
         super().__init__(pretrained=source.path, peft=peft, **kwargs)

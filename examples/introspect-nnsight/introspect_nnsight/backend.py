@@ -24,7 +24,7 @@ from typing import Any
 import nnsight
 import torch
 
-from ground_truth.backends.hf import ModuleBackend, find_mlp_output
+from ground_truth.backends.hf import ModuleBackend, find_mlp_output, scaled_embed_hook
 from ground_truth.batching import SitePlan, position_ids
 from ground_truth.primitive import parse_site
 
@@ -73,7 +73,10 @@ class NNsightBackend(ModuleBackend):
         envoy, attribute = self._sites[parse_site(site, self.n_layers)]
         value = getattr(envoy, attribute)  # parks until the forward pass reaches the site
         hidden = value[0] if isinstance(value, tuple) else value
-        changed = plan.apply(site, hidden)
+        if envoy is self._sites[("embed", 0)][0]:  # what the first block reads (any scale)
+            changed = scaled_embed_hook(plan, site, hidden, self.embed_scale)
+        else:
+            changed = plan.apply(site, hidden)
         if plan.writes.get(site):
             setattr(
                 envoy, attribute, (changed, *value[1:]) if isinstance(value, tuple) else changed
