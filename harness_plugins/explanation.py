@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lm_eval.api.metrics import mean as lm_eval_mean
-
 from harness_plugins.options import COMMON_OPTIONS, Option
 from harness_plugins.task_options import TaskOptions
 
@@ -57,8 +55,13 @@ def declared_stderr(aggregate: Any) -> Callable[[list[Any]], float] | None:
         return None
 
 
-# lm-eval's own mean: lm-eval recognises it and reports its standard error.
-mean = lm_eval_mean
+def mean(values: Sequence[Any]) -> float:
+    """The average of the per-document values, as lm-eval's ``mean`` aggregation computes it.
+
+    The lm-eval adapter hands lm-eval its own registered ``mean`` in its place, so lm-eval
+    recognises it and reports its closed-form standard error (``mean_stderr``).
+    """
+    return sum(values) / len(values)
 
 
 @dataclass
