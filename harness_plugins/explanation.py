@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lm_eval.api.metrics import mean as lm_eval_mean
-
 from harness_plugins.options import COMMON_OPTIONS, Option
+from harness_plugins.task_options import TaskOptions
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,13 @@ def declared_stderr(aggregate: Any) -> Callable[[list[Any]], float] | None:
         return None
 
 
-# lm-eval's own mean: lm-eval recognises it and reports its standard error.
-mean = lm_eval_mean
+def mean(values: Sequence[Any]) -> float:
+    """The average of the per-document values, as lm-eval's ``mean`` aggregation computes it.
+
+    The lm-eval adapter hands lm-eval its own registered ``mean`` in its place, so lm-eval
+    recognises it and reports its closed-form standard error (``mean_stderr``).
+    """
+    return sum(values) / len(values)
 
 
 @dataclass
@@ -66,14 +70,14 @@ class ReferenceContext:
 
     subject: Any  # ground_truth.subject.LoadedModel
     backend: Any  # ground_truth.primitive.InterventionBackend
-    options: Mapping[str, Any]
+    options: TaskOptions
 
 
 @dataclass
 class ScoringContext:
     """What scoring may need beyond the document: loaded lazily, once per task."""
 
-    options: Mapping[str, Any]
+    options: TaskOptions
     subject_tokenizer: Callable[[], Any]
     simulator: Callable[[], Any]
     judge: Callable[[], Any] | None = None
@@ -99,7 +103,9 @@ class ExplanationType(ABC):
 
     Subclasses set ``name`` (lowercase identifier), ``version`` (bump it whenever the
     references it builds would change: it is part of the cache key), ``description``,
-    ``options`` (type-specific `Option`s; the common ones are added automatically),
+    ``options`` (type-specific `Option`s; the common ones are added automatically: every
+    method gets them as the type's generated `TaskOptions`, read as ``options.name`` or,
+    as a read-only mapping, ``options["name"]``),
     ``metrics`` and, for generation, ``stop_sequences`` and ``max_gen_tokens``.
     """
 
@@ -138,24 +144,24 @@ class ExplanationType(ABC):
         return [o for o in COMMON_OPTIONS if o.name not in own] + list(self.options)
 
     @abstractmethod
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         """All documents of ``options['partition']`` as a `datasets.Dataset`, in a fixed order.
 
         Must be cheap (no model) and deterministic for the options; needs a unique
         ``question_id`` column. Train and test partitions must not share questions.
         """
 
-    def validate(self, options: Mapping[str, Any]) -> None:
+    def validate(self, options: TaskOptions) -> None:
         """Check user files named by the options; called before any model loads. Raise
         `IntrospectError` on a bad one. Default: nothing to check."""
         return None
 
-    def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
+    def questions_for(self, options: TaskOptions, subject: Any) -> Any:
         """`questions` for a given subject `ModelSpec`; override when the subject matters
         (an instilled adapter brings its own scenarios)."""
         return self.questions(options)
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
         """Raise `IntrospectError` when an option names blocks the subject does not have.
 
         Called with the subject's block count before its weights load (when its config
@@ -173,7 +179,7 @@ class ExplanationType(ABC):
 
     @abstractmethod
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         """The question to the explainer as chat messages; the last one is the user's."""
 
@@ -196,7 +202,7 @@ class ExplanationType(ABC):
         """The metrics of a run over ``docs``; override when they depend on it (one per layer)."""
         return self.metrics
 
-    def keep(self, doc: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
+    def keep(self, doc: Mapping[str, Any], options: TaskOptions) -> bool:
         """Whether a document with references is evaluated (e.g. only facts the subject knows)."""
         return True
 
@@ -211,11 +217,11 @@ class ExplanationType(ABC):
         """Scores for several answers to one document (``repeats`` > 1); default: the first."""
         return self.score(doc, responses[0])
 
-    def repeats(self, options: Mapping[str, Any]) -> int:
+    def repeats(self, options: TaskOptions) -> int:
         """How many answers lm-eval asks the explainer for per document."""
         return 1
 
-    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+    def generation_kwargs(self, options: TaskOptions) -> dict[str, Any]:
         """Decoding settings beyond stop sequences and length; greedy by default."""
         return {"do_sample": False}
 

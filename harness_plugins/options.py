@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness_plugins.errors import IntrospectError
+from harness_plugins.task_options import TaskOptions, make_options
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,13 @@ def resolve_options(
     known_model_arguments: Iterable[str] | None = None,
     other_options: Iterable[str] = (),
     warn: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+    type_name: str | None = None,
+) -> TaskOptions:
     """Values for every declared option: defaults overridden by metadata, validated.
+
+    The result is the type's frozen options class (`harness_plugins.task_options`):
+    ``options.layer`` for the parsed value, and a read-only mapping (``options["layer"]``).
+    ``type_name`` names the class (default: ``task`` without its ``introspect_`` prefix).
 
     lm-eval gives every task of a run the same metadata, so options of other explanation
     types (``other_options``) and the model's arguments (``model_arguments``, any model
@@ -226,7 +232,7 @@ def resolve_options(
             )
         if warn is not None:
             warn(f"{task}: {key!r} is not an option of this task; it is ignored here")
-    return values
+    return make_options(type_name or task.removeprefix("introspect_"), table.values(), values)
 
 
 def content_key(value: Any) -> tuple[Any, dict[str, str] | None]:

@@ -27,6 +27,7 @@ from harness_plugins.identity import (
 from harness_plugins.models import ModelCatalog, model_arguments, model_specs
 from harness_plugins.options import resolve_options
 from harness_plugins.registry import Registry, get_registry
+from harness_plugins.task_options import TaskOptions
 
 if TYPE_CHECKING:
     from harness_plugins.explanation import ExplanationType
@@ -97,7 +98,7 @@ class ReferenceRecord:
 class _Partition:
     """The questions and kept documents of one partition (the task's own, or few-shot train)."""
 
-    options: dict[str, Any]
+    options: TaskOptions
     questions: Any = None
     docs: Any = None
     docs_for: int = 0
@@ -140,6 +141,7 @@ class ReferencePipeline:
             known_model_arguments=known_model_arguments,
             other_options=others,
             warn=logger.warning,
+            type_name=self.explanation.name,
         )
         self.registry.backend(self.options["backend"])  # unknown backend: fail now, not later
         self.explanation.validate(self.options)  # user files too: before the ~45 s model load
@@ -167,7 +169,7 @@ class ReferencePipeline:
                 if self.explainer_spec
                 else (f"control={control}" if control else None)
             ),
-            options=dict(self.options),
+            options=self.options.as_dict(),
             explainer_adapter=self.explainer_spec.peft if self.explainer_spec else None,
             vector_projection=projection_kind(self.explainer_spec and self.explainer_spec.peft)
             if self.explanation.needs_vectors
@@ -199,7 +201,7 @@ class ReferencePipeline:
         """The task's own partition, or another one (few-shot examples come from train)."""
         name = name or self.options["partition"]
         if name not in self._partitions:
-            options = {**self.options, "partition": name}
+            options = self.options.replace(partition=name)
             self.explanation.validate(options)
             self._partitions[name] = _Partition(options)
         return self._partitions[name]

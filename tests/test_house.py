@@ -104,6 +104,15 @@ def test_ground_truth_knows_nothing_above_it():
         assert not bad, f"{path} imports {sorted(bad)}"
 
 
+def test_the_core_needs_no_lm_eval():
+    """The contract, options, registry and results import without lm-eval: only the
+    adapter (and the rooms that run lm-eval) may import it."""
+    for name, path in _modules().items():
+        if name.startswith("harness_plugins") and _room(name) == CORE:
+            bad = {m for m in _imports(path) if m.split(".")[0] == "lm_eval"}
+            assert not bad, f"{path} imports {sorted(bad)}"
+
+
 def test_no_import_cycle_counting_imports_inside_functions():
     graph = _graph()
     state: dict[str, int] = {}

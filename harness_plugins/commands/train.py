@@ -342,9 +342,9 @@ def add_commands(sub: Any) -> None:
     _add_training_arguments(explainer)
     _add_explainer_arguments(explainer)
     explainer.set_defaults(func=cmd_train_explainer)
-    from harness_plugins.commands import plot_learning
+    from harness_plugins.commands.plots import learning
 
-    plot_learning.add_command(tr, formatter)
+    learning.add_command(tr, formatter)
 
 
 def _add_explainer_arguments(parser: argparse.ArgumentParser) -> None:

@@ -66,6 +66,16 @@ def patch_stderr() -> None:
     evaluator_utils.stderr_for_metric = stderr_for_metric
 
 
+def lm_eval_aggregation(aggregate: Callable[[list[Any]], float]) -> Callable[[list[Any]], float]:
+    """What lm-eval gets for a `Metric`'s aggregate: for the project's `mean`, lm-eval's own
+    registered ``mean`` (lm-eval knows its standard error by that function); others as is."""
+    from lm_eval.api.registry import get_aggregation
+
+    from harness_plugins.explanation import mean
+
+    return get_aggregation("mean") if aggregate is mean else aggregate
+
+
 def patch_evaluator_config() -> None:
     """Tell the model catalog the ``--model`` and ``--model_args`` of the command line
     before tasks match: with them, options are validated exactly before any weights load."""

@@ -25,6 +25,7 @@ from harness_plugins.calibration import calibration_metrics, calibration_values
 from harness_plugins.errors import IntrospectError, install_one_line_errors
 from harness_plugins.lm_eval_adapter import DATASET_PATH
 from harness_plugins.lm_eval_adapter.patches import (
+    lm_eval_aggregation,
     patch_console_table,
     patch_stderr,
     register_model,
@@ -198,7 +199,7 @@ class IntrospectTask(Task):
         return run_metrics(self.explanation, self.pipeline.docs)
 
     def aggregation(self) -> dict[str, Any]:
-        return {name: metric.aggregate for name, metric in self._metrics().items()}
+        return {name: lm_eval_aggregation(m.aggregate) for name, m in self._metrics().items()}
 
     def higher_is_better(self) -> dict[str, bool]:
         return {name: metric.higher_is_better for name, metric in self._metrics().items()}

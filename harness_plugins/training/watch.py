@@ -33,6 +33,7 @@ from transformers import TrainerCallback
 from harness_plugins.errors import IntrospectError
 from harness_plugins.prompts import vectors
 from harness_plugins.prompts.chat import render
+from harness_plugins.task_options import TaskOptions
 from harness_plugins.training.lora import Example, _Collator, encode_example
 
 logger = logging.getLogger("introspect")
@@ -305,7 +306,7 @@ class LearningCurve(TrainerCallback):
                 requests.append((explanation.requests(doc, context, generation), templated))
         answers = self._answer(backend, requests)
         context = ScoringContext(
-            options={**part.options, "simulation": False},
+            options=_without_simulation(part.options),
             subject_tokenizer=lambda: tokenizer,
             simulator=_no_model,
             judge=None,
@@ -378,3 +379,12 @@ def read_curve(path: str | Path) -> dict[str, Any]:
         raise IntrospectError(
             f"no learning curve at {path} ({error}); train with --eval_steps N to write one"
         ) from None
+
+
+def _without_simulation(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The scorer's options with no simulator model (none is loaded while training)."""
+    if "simulation" not in options:
+        return options
+    if isinstance(options, TaskOptions):
+        return options.replace(simulation=False)
+    return {**options, "simulation": False}

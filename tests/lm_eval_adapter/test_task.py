@@ -99,6 +99,23 @@ def test_scoring_an_explainer_answer(tiny_llama):
     assert set(task.aggregation()) == CAUSAL_METRICS
 
 
+def test_a_mean_metric_reaches_lm_eval_as_its_mean_with_its_standard_error(tiny_llama):
+    from lm_eval import evaluator_utils
+    from lm_eval.api.metrics import mean as lm_eval_mean
+    from lm_eval.api.metrics import mean_stderr
+
+    from harness_plugins.explanation import Metric, mean
+    from harness_plugins.lm_eval_adapter.patches import patch_stderr
+
+    assert InputAblation.metrics["exact_match"] == Metric(mean)
+    assert mean is not lm_eval_mean and mean([1.0, 0.0, 0.5]) == lm_eval_mean([1.0, 0.0, 0.5])
+    patch_stderr()
+    aggregation = make_task({"pretrained": str(tiny_llama)}).aggregation()
+    assert aggregation["exact_match"] is lm_eval_mean  # lm-eval's registered "mean"
+    stderr = evaluator_utils.stderr_for_metric(aggregation["exact_match"], bootstrap_iters=100)
+    assert stderr is mean_stderr
+
+
 def test_train_and_test_partitions_share_no_question(tiny_llama):
     test = make_task({"pretrained": str(tiny_llama)})._all_questions()
     train = make_task(

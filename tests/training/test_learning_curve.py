@@ -9,7 +9,7 @@ import pytest
 
 from ground_truth.subject import ModelSpec
 from harness_plugins.commands.cli import build_parser
-from harness_plugins.commands.plot_learning import run as plot_run
+from harness_plugins.commands.plots.learning import run as plot_run
 from harness_plugins.commands.train import _evaluation
 from harness_plugins.errors import IntrospectError
 from harness_plugins.training.explainer import EvalConfig, TypeData, split_heldout, train_explainer

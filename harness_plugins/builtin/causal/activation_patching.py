@@ -27,6 +27,7 @@ from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
 from harness_plugins.prompts.chat import render
 from harness_plugins.registry import hookimpl
+from harness_plugins.task_options import TaskOptions
 
 LETTERS = ("A", "B", "C")
 ANSWER_PREFIX = "Response: ("
@@ -148,7 +149,7 @@ class ActivationPatching(ExplanationType):
         ),
     )
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         import datasets
 
         from harness_plugins.banks.facts import builtin_facts
@@ -161,7 +162,7 @@ class ActivationPatching(ExplanationType):
                 objects[fact.relation].append(fact.object)
         rows = []
         for fact in facts:
-            rng = _rng("choices", options["seed"], fact.fact_id)
+            rng = _rng("choices", options.seed, fact.fact_id)
             others = [
                 o
                 for o in objects[fact.relation]
@@ -187,13 +188,13 @@ class ActivationPatching(ExplanationType):
         chosen = select(rows, lambda row: row["question_id"], options, "activation_patching")
         return datasets.Dataset.from_list(chosen)
 
-    def window(self, options: Mapping[str, Any], n_layers: int) -> list[int]:
-        first = n_layers // 4 if options["first_layer"] == -1 else options["first_layer"]
+    def window(self, options: TaskOptions, n_layers: int) -> list[int]:
+        first = n_layers // 4 if options.first_layer == -1 else options.first_layer
         if not 0 <= first < n_layers:
             raise IntrospectError(
                 f"activation_patching: first_layer {first} outside 0..{n_layers - 1}"
             )
-        window = options["window"]
+        window = options.window
         if window is None:
             return list(range(first, min(n_layers, first + DEFAULT_WINDOW)))
         if first + window > n_layers:
@@ -204,7 +205,7 @@ class ActivationPatching(ExplanationType):
             )
         return list(range(first, first + window))
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
         self.window(options, n_layers)
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
@@ -258,7 +259,7 @@ class ActivationPatching(ExplanationType):
         return f"the patch changes the output in {changed} of {len(docs)} prompts ({changed / max(1, len(docs)):.0%})"
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         layers = doc["layers"]
         span = f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0])
@@ -266,16 +267,16 @@ class ActivationPatching(ExplanationType):
         question = QUESTION.format(
             rep=vectors.slot(
                 doc["vector"],
-                options["vector_scale"],
+                options.vector_scale,
                 layer=layers[0],
-                control=doc["question_id"] if options["no_internals"] else None,
+                control=doc["question_id"] if options.no_internals else None,
             ),
             layers=span,
             first=layers[0],
             token=doc["token"],
             text=text,
         )
-        if options["format_instructions"]:
+        if options.format_instructions:
             question += " " + causal_verdict.FORMAT_INSTRUCTIONS
         return [{"role": "user", "content": question}]
 

@@ -21,6 +21,7 @@ from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts.chat import encode_prompt
 from harness_plugins.registry import hookimpl
+from harness_plugins.task_options import TaskOptions
 
 LETTERS = ("A", "B", "C", "D")
 ANSWER_PREFIX = "The answer is ("
@@ -86,24 +87,24 @@ class InputAblation(ExplanationType):
 
     # ------------------------------------------------------------------ questions
 
-    def _source(self, options: Mapping[str, Any]) -> Any:
+    def _source(self, options: TaskOptions) -> Any:
         from harness_plugins.banks.questions import (
             builtin_questions,
             unique_questions,
             validate_mmlu_layout,
         )
 
-        if not options["dataset"]:
+        if not options.dataset:
             return builtin_questions()
         import datasets
 
-        name = options["dataset"]
+        name = options.dataset
         try:
-            rows = datasets.load_dataset(name, options["dataset_config"], split=options["split"])
+            rows = datasets.load_dataset(name, options.dataset_config, split=options.split)
         except Exception as error:
             raise IntrospectError(
                 f"input_ablation: cannot load dataset {name!r} (config "
-                f"{options['dataset_config']!r}, split {options['split']!r}): {error}"
+                f"{options.dataset_config!r}, split {options.split!r}): {error}"
             ) from None
         validate_mmlu_layout(rows, source=f"dataset {name!r}")  # every row
         if "question_id" not in rows.column_names:
@@ -112,7 +113,7 @@ class InputAblation(ExplanationType):
         kept = unique_questions(rows, ids, source=f"dataset {name!r}")
         return rows if len(kept) == len(rows) else rows.select(kept)
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         try:
             rows = self._source(options)
         except ValueError as error:
@@ -129,16 +130,16 @@ class InputAblation(ExplanationType):
         for qid, choices, answer in zip(
             rows["question_id"], rows["choices"], rows["answer"], strict=True
         ):
-            letters = [i for i in range(len(choices)) if options["hint"] == "random" or i != answer]
-            hints.append(random.Random(f"hint|{options['seed']}|{qid}").choice(letters))
+            letters = [i for i in range(len(choices)) if options.hint == "random" or i != answer]
+            hints.append(random.Random(f"hint|{options.seed}|{qid}").choice(letters))
         return rows.add_column("hint", hints)
 
     # ------------------------------------------------------------------ references
 
     def _subject_messages(
-        self, doc: Mapping[str, Any], hinted: bool, options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], hinted: bool, options: TaskOptions
     ) -> list[dict[str, str]]:
-        template = options["hint_template"] if hinted else None
+        template = options.hint_template if hinted else None
         return [{"role": "user", "content": question_block(doc, template)}]
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
@@ -184,10 +185,10 @@ class InputAblation(ExplanationType):
     # ------------------------------------------------------------------ explainer
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         follow_up = FOLLOW_UP
-        if options["format_instructions"]:
+        if options.format_instructions:
             follow_up += " " + causal_verdict.FORMAT_INSTRUCTIONS + " X and Y are answer letters."
         return [
             *self._subject_messages(doc, True, options),

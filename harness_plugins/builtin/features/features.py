@@ -31,6 +31,7 @@ from harness_plugins.options import NO_INTERNALS, Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
 from harness_plugins.registry import get_registry, hookimpl
+from harness_plugins.task_options import TaskOptions
 
 DESCRIBE = (
     "At layer {layer}, {rep} encodes",
@@ -198,9 +199,9 @@ class Features(ExplanationType):
         *SAE_OPTIONS,
     )
 
-    def validate(self, options: Mapping[str, Any]) -> None:
+    def validate(self, options: TaskOptions) -> None:
         self._source(options)
-        if options["source"] == "sae":
+        if options.source == "sae":
             from harness_plugins.builtin.features.sae_source import check_options
 
             check_options(options)
@@ -211,22 +212,22 @@ class Features(ExplanationType):
             return {name: self.metrics[name] for name in self.label_free}
         return self.metrics
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
         from ground_truth.features import resolve_layer
 
-        resolve_layer(options["layer"], n_layers)
+        resolve_layer(options.layer, n_layers)
 
-    def _source(self, options: Mapping[str, Any]) -> Any:
+    def _source(self, options: TaskOptions) -> Any:
         sources = get_registry().feature_sources
-        if options["source"] not in sources:
+        if options.source not in sources:
             raise IntrospectError(
-                f"features: unknown feature source {options['source']!r}; registered: {', '.join(sorted(sources))}"
+                f"features: unknown feature source {options.source!r}; registered: {', '.join(sorted(sources))}"
             )
-        return sources[options["source"]]
+        return sources[options.source]
 
     # ------------------------------------------------------------------ questions
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         import datasets
 
         ids = select(self._source(options).feature_ids(options), str, options, "features")
@@ -249,12 +250,10 @@ class Features(ExplanationType):
         missing = [fid for fid in wanted if fid not in features]
         if missing:
             raise IntrospectError(
-                f"features: source {options['source']!r} did not build {missing[:3]}"
+                f"features: source {options.source!r} did not build {missing[:3]}"
             )
         train = [
-            f
-            for fid, f in features.items()
-            if partition_of(fid, options["test_fraction"]) == "train"
+            f for fid, f in features.items() if partition_of(fid, options.test_fraction) == "train"
         ]
         train_vectors = torch.tensor([f.vector for f in train]) if train else None
         labels = sorted({f.label for f in features.values() if f.label})
@@ -270,10 +269,10 @@ class Features(ExplanationType):
                     if train[rank].feature_id != fid:  # never the feature itself
                         nn_label = train[rank].label
                         break
-            rng = random.Random(_hash("candidates", options["seed"], fid))
+            rng = random.Random(_hash("candidates", options.seed, fid))
             others = [label for label in labels if label != feature.label]
             candidates = (
-                [feature.label, *rng.sample(others, min(options["candidates"] - 1, len(others)))]
+                [feature.label, *rng.sample(others, min(options.candidates - 1, len(others)))]
                 if feature.label
                 else []
             )
@@ -311,15 +310,15 @@ class Features(ExplanationType):
     # ------------------------------------------------------------------ explainer
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         rep = vectors.slot(
             doc["vector"],
-            options["vector_scale"] * doc["embedding_norm"],
+            options.vector_scale * doc["embedding_norm"],
             layer=doc["layer"],
-            control=doc["question_id"] if options["no_internals"] else None,
+            control=doc["question_id"] if options.no_internals else None,
         )
-        if options["prompt"] == "meaning":
+        if options.prompt == "meaning":
             content = MEANING.format(rep=rep) + " Answer with a few words."
         else:
             sentence = DESCRIBE[_hash(doc["question_id"]) % len(DESCRIBE)].format(
@@ -342,11 +341,11 @@ class Features(ExplanationType):
     ) -> dict[str, Any]:
         from harness_plugins.builtin.features import scoring as feature_scoring
 
-        options = context.options if context is not None else {}
-        use_baseline = options.get("explainer") == "nearest_neighbour"
+        options = context.options if context is not None else None
+        use_baseline = options is not None and options.explainer == "nearest_neighbour"
         description = doc["nn_label"] if use_baseline else str(results[0]).strip()
         scores = self.score(doc, description)
-        if context is not None and options.get("simulation") and description:
+        if options is not None and options.simulation and description:
             simulator = context.simulator()
             scores["detection"] = feature_scoring.detection(simulator, description, doc)
             scores["fuzzing"] = feature_scoring.fuzzing(simulator, description, doc)
@@ -359,7 +358,7 @@ class Features(ExplanationType):
             ranking = [value[0] for value in results[1:]]
             scores["mc_accuracy"] = float(ranking.index(max(ranking)) == doc["answer_index"])
         judge = getattr(context, "judge", None)
-        if judge is not None and str(options.get("judge") or "").lower() != "none":
+        if judge is not None and str(options.judge or "").lower() != "none":
             score, ratings = feature_scoring.judge_ratings(judge(), description, doc["labels"])
             scores["judge_score"] = score
             return Scores(scores, records={"judge": ratings})

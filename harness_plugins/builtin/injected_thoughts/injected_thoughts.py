@@ -32,6 +32,7 @@ from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
 from harness_plugins.registry import get_registry, hookimpl
 from harness_plugins.stderr import bootstrap_stderr
+from harness_plugins.task_options import TaskOptions
 
 INSTRUCTION = (
     "I am an interpretability researcher studying language models like you. I can inject "
@@ -111,7 +112,7 @@ def residual_norms(context: ReferenceContext, layers: Sequence[int]) -> list[flo
     from ground_truth.primitive import Read
     from harness_plugins.banks.concepts import load_concepts
 
-    _, neutral = load_concepts(context.options.get("concepts"))
+    _, neutral = load_concepts(context.options.concepts)
     sequences = [context.subject.tokenizer(text)["input_ids"] for text in neutral]
     reads = [
         Read(site("resid_post", layer), row, None)
@@ -131,7 +132,7 @@ def concept_vectors(
 
     from harness_plugins.builtin.features.sources import _Pool, read_pool_sites
 
-    pool = _Pool.load(context.options.get("concepts"))
+    pool = _Pool.load(context.options.concepts)
     # the same cached artifacts the features type reads; missing layers read in one pass
     _, per_site = read_pool_sites(
         pool, context.subject, context.backend, [site("resid_post", layer) for layer in layers]
@@ -189,23 +190,23 @@ class InjectedThoughts(ExplanationType):
 
     # ------------------------------------------------------------------ questions
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
-        sweep_layers(options["layers"], n_layers)
-        parse_strengths(options["strengths"])
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
+        sweep_layers(options.layers, n_layers)
+        parse_strengths(options.strengths)
 
-    def _source(self, options: Mapping[str, Any]) -> Any:
+    def _source(self, options: TaskOptions) -> Any:
         sources = get_registry().feature_sources
-        if options["source"] not in sources:
+        if options.source not in sources:
             raise IntrospectError(
-                f"injected_thoughts: unknown feature source {options['source']!r}; "
+                f"injected_thoughts: unknown feature source {options.source!r}; "
                 f"registered: {', '.join(sorted(sources))}"
             )
-        return sources[options["source"]]
+        return sources[options.source]
 
-    def _source_options(self, options: Mapping[str, Any], layer: int) -> dict[str, Any]:
+    def _source_options(self, options: TaskOptions, layer: int) -> dict[str, Any]:
         return {"exemplars": 1, "neurons": 200, **options, "layer": layer}
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         import datasets
 
         ids = self._source(options).feature_ids(self._source_options(options, -1))
@@ -216,8 +217,8 @@ class InjectedThoughts(ExplanationType):
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
         options, backend = context.options, context.backend
-        layers = sweep_layers(options["layers"], backend.n_layers)
-        if options["source"] == "concepts":  # every layer in one pass over the pool
+        layers = sweep_layers(options.layers, backend.n_layers)
+        if options.source == "concepts":  # every layer in one pass over the pool
             built, norms = concept_vectors(context, layers)
         else:
             built = {
@@ -235,7 +236,7 @@ class InjectedThoughts(ExplanationType):
             missing = [layer for layer in layers if fid not in built[layer]]
             if missing:
                 raise IntrospectError(
-                    f"injected_thoughts: source {options['source']!r} did not build {fid} "
+                    f"injected_thoughts: source {options.source!r} did not build {fid} "
                     f"at layer {missing[0]}; pick a source whose features exist at every layer"
                 )
             label = built[layers[0]][fid][1]
@@ -245,8 +246,8 @@ class InjectedThoughts(ExplanationType):
                     "layers": layers,
                     "vectors": [built[layer][fid][0] for layer in layers],
                     "residual_norms": norms,
-                    "strengths": parse_strengths(options["strengths"]),
-                    "inject": options["inject"],
+                    "strengths": parse_strengths(options.strengths),
+                    "inject": options.inject,
                     "target": f"Yes, I detect an injected thought about {label}.",
                 }
             )
@@ -264,7 +265,7 @@ class InjectedThoughts(ExplanationType):
     # ------------------------------------------------------------------ explainer
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"{INSTRUCTION}\n\n{QUESTION}"}]
 

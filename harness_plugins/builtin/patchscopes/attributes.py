@@ -32,6 +32,7 @@ from harness_plugins.metric_names import layer_metric
 from harness_plugins.options import Option
 from harness_plugins.partition import partition_of, select
 from harness_plugins.prompts import vectors
+from harness_plugins.task_options import TaskOptions
 
 
 def _x_split(prompt_target: str) -> tuple[str, str]:
@@ -97,29 +98,29 @@ class PatchscopeAttributes(ExplanationType):
         ),
     )
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
-        parse_layers(options["layers"], n_layers)
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
+        parse_layers(options.layers, n_layers)
 
-    def _triples(self, options: Mapping[str, Any]) -> tuple[list[Any], str]:
+    def _triples(self, options: TaskOptions) -> tuple[list[Any], str]:
         """The triples, and for a user's file how its rows were read (full/partial/skipped)."""
         from harness_plugins.banks.facts import builtin_attribute_triples
         from harness_plugins.banks.patchscopes_tsv import read_published_tsv
 
-        if not options["data"]:
+        if not options.data:
             return builtin_attribute_triples(), ""
-        triples, counts = read_published_tsv(options["data"])
+        triples, counts = read_published_tsv(options.data)
         return triples, counts.describe()
 
-    def validate(self, options: Mapping[str, Any]) -> None:
+    def validate(self, options: TaskOptions) -> None:
         """Read the user's TSV now, before any weights load: a bad file fails in seconds."""
-        if options["data"]:
+        if options.data:
             self._triples(options)
 
-    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+    def generation_kwargs(self, options: TaskOptions) -> dict[str, Any]:
         """Patched generations are as long as the unpatched known-fact check."""
-        return {"do_sample": False, "max_gen_toks": int(options["new_tokens"])}
+        return {"do_sample": False, "max_gen_toks": int(options.new_tokens)}
 
-    def _rows(self, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _rows(self, options: TaskOptions) -> list[dict[str, Any]]:
         triples, counts = self._triples(options)
         return [
             {
@@ -137,7 +138,7 @@ class PatchscopeAttributes(ExplanationType):
             for t in triples
         ]
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         import datasets
 
         # split by subject (entity), so the probe never sees a test subject in training
@@ -180,13 +181,13 @@ class PatchscopeAttributes(ExplanationType):
         tokenizer = context.subject.tokenizer
         backend = context.backend
         options = context.options
-        layers = parse_layers(options["layers"], backend.n_layers)
+        layers = parse_layers(options.layers, backend.n_layers)
         docs = list(questions)
         # unpatched: does the subject itself complete the template for this subject?
         prompts = [tokenizer(_fill(d))["input_ids"] for d in docs]
         answers = backend.generate(
             prompts,
-            max_new_tokens=options["new_tokens"],
+            max_new_tokens=options.new_tokens,
             description="patchscope_attributes: unpatched answers",
         )
         answered = [
@@ -196,7 +197,7 @@ class PatchscopeAttributes(ExplanationType):
         hidden = self._hidden(docs, context, layers)
         probe_correct = (
             self._probe(docs, hidden, context, layers)
-            if options["probe"]
+            if options.probe
             else [[float("nan")] * len(layers)] * len(docs)
         )
         columns = {
@@ -206,7 +207,7 @@ class PatchscopeAttributes(ExplanationType):
             "unpatched_answer": [tokenizer.decode(a) for a in answers],
             "probe_correct": probe_correct,
             "target": [d["object"] for d in docs],
-            "new_tokens": [options["new_tokens"]] * len(docs),
+            "new_tokens": [options.new_tokens] * len(docs),
             "target_layers": [_target_layers(options, backend.n_layers)] * len(docs),
         }
         for name, values in columns.items():
@@ -230,7 +231,7 @@ class PatchscopeAttributes(ExplanationType):
         import numpy as np
         from tqdm.auto import tqdm
 
-        fraction = context.options["test_fraction"]
+        fraction = context.options.test_fraction
         tested = {_entity(d) for d in docs}
         train = [
             r
@@ -263,8 +264,8 @@ class PatchscopeAttributes(ExplanationType):
         bar.close()
         return results
 
-    def keep(self, doc: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
-        return bool(doc["answered"]) or not options["only_known"]
+    def keep(self, doc: Mapping[str, Any], options: TaskOptions) -> bool:
+        return bool(doc["answered"]) or not options.only_known
 
     def metrics_for(self, docs: Any) -> Mapping[str, Metric]:
         layers = docs[0]["layers"] if len(docs) else []
@@ -274,7 +275,7 @@ class PatchscopeAttributes(ExplanationType):
         return metrics
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         """The raw relation template; `requests` patches its placeholder, once per layer."""
         return [{"role": "user", "content": doc["prompt_target"]}]
@@ -341,9 +342,9 @@ def pair_metric(source: int, target: int) -> str:
     return metric_names.pair_metric("accuracy", source, target)
 
 
-def _target_layers(options: Mapping[str, Any], n_layers: int) -> list[int]:
+def _target_layers(options: TaskOptions, n_layers: int) -> list[int]:
     """The sweep's target layers; empty for same-layer patching (l* = l)."""
-    text = str(options["target_layers"]).strip()
+    text = str(options.target_layers).strip()
     return [] if text == "same" else parse_layers(text, n_layers)
 
 

@@ -26,6 +26,7 @@ from harness_plugins.metric_names import layer_metric
 from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts import vectors
+from harness_plugins.task_options import TaskOptions
 
 IDENTITY_PROMPT = "cat -> cat\n1135 -> 1135\nhello -> hello\n?"
 
@@ -63,10 +64,10 @@ class PatchscopeNextToken(ExplanationType):
         ),
     )
 
-    def check_layers(self, options: Mapping[str, Any], n_layers: int) -> None:
-        parse_layers(options["layers"], n_layers)
+    def check_layers(self, options: TaskOptions, n_layers: int) -> None:
+        parse_layers(options.layers, n_layers)
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         import datasets
 
         from harness_plugins.banks.concepts import builtin_concepts, neutral_sentences
@@ -89,14 +90,14 @@ class PatchscopeNextToken(ExplanationType):
 
         tokenizer = context.subject.tokenizer
         backend = context.backend
-        layers = parse_layers(context.options["layers"], backend.n_layers)
+        layers = parse_layers(context.options.layers, backend.n_layers)
         last = backend.n_layers - 1
         sequences, positions = [], []
         for doc in questions:
             ids = tokenizer(doc["text"])["input_ids"]
-            position = seeded_rng(
-                "position", context.options["seed"], doc["question_id"]
-            ).randrange(1, len(ids))
+            position = seeded_rng("position", context.options.seed, doc["question_id"]).randrange(
+                1, len(ids)
+            )
             sequences.append(ids[: position + 1])
             positions.append(position)
         reads = [
@@ -170,10 +171,10 @@ class PatchscopeNextToken(ExplanationType):
         )
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         """The raw target prompt; `requests` adds one patch per layer on its last token."""
-        return [{"role": "user", "content": options["target_prompt"]}]
+        return [{"role": "user", "content": options.target_prompt}]
 
     def requests(
         self, doc: Mapping[str, Any], context: str, generation: Mapping[str, Any]

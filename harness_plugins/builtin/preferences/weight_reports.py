@@ -35,6 +35,7 @@ from harness_plugins.options import Option
 from harness_plugins.partition import select
 from harness_plugins.prompts.chat import encode_prompt
 from harness_plugins.stderr import bootstrap_stderr
+from harness_plugins.task_options import TaskOptions
 
 
 class Preferences(ExplanationType):
@@ -114,35 +115,35 @@ class Preferences(ExplanationType):
         ),
     )
 
-    def repeats(self, options: Mapping[str, Any]) -> int:
-        return int(options["reports"])
+    def repeats(self, options: TaskOptions) -> int:
+        return int(options.reports)
 
-    def generation_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        if options["temperature"] > 0:
-            return {"do_sample": True, "temperature": options["temperature"]}
+    def generation_kwargs(self, options: TaskOptions) -> dict[str, Any]:
+        if options.temperature > 0:
+            return {"do_sample": True, "temperature": options.temperature}
         return {"do_sample": False}
 
     # ------------------------------------------------------------------ questions
 
-    def questions(self, options: Mapping[str, Any]) -> Any:
+    def questions(self, options: TaskOptions) -> Any:
         from harness_plugins.builtin.preferences.scenarios import load_scenarios
 
-        return self._questions(load_scenarios(options["scenarios"]), options)
+        return self._questions(load_scenarios(options.scenarios), options)
 
-    def validate(self, options: Mapping[str, Any]) -> None:
+    def validate(self, options: TaskOptions) -> None:
         """Read a given weights CSV before any model loads."""
-        if options["instilled_weights"]:
+        if options.instilled_weights:
             from harness_plugins.builtin.preferences.report_scoring import read_weights_csv
 
-            read_weights_csv(options["instilled_weights"])
+            read_weights_csv(options.instilled_weights)
 
-    def questions_for(self, options: Mapping[str, Any], subject: Any) -> Any:
+    def questions_for(self, options: TaskOptions, subject: Any) -> Any:
         """With instilled references and no scenarios file, the adapter's own scenarios."""
         from harness_plugins.builtin.preferences.scenarios import validate_scenarios
 
-        if options["reference"] != "instilled" or options["scenarios"]:
+        if options.reference != "instilled" or options.scenarios:
             return self.questions(options)
-        if options["instilled_weights"]:
+        if options.instilled_weights:
             return self.questions(options)
         adapter = getattr(subject, "peft", None)
         record = instilled_record(adapter)
@@ -151,7 +152,7 @@ class Preferences(ExplanationType):
         )
         return self._questions(scenarios, options)
 
-    def _questions(self, scenarios: Sequence[Any], options: Mapping[str, Any]) -> Any:
+    def _questions(self, scenarios: Sequence[Any], options: TaskOptions) -> Any:
         import datasets
 
         rows = [
@@ -163,7 +164,7 @@ class Preferences(ExplanationType):
     # ------------------------------------------------------------------ references
 
     def option_pairs(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> tuple[list[list[float]], list[list[float]]]:
         """The random A/B options of one scenario: uniform in range, rounded sensibly."""
         from harness_plugins.builtin.preferences.scenarios import Attribute
@@ -174,10 +175,10 @@ class Preferences(ExplanationType):
                 doc["attribute_names"], doc["attribute_units"], doc["low"], doc["high"], strict=True
             )
         ]
-        rng = random.Random(_seed("pairs", options["seed"], doc["short_name"]))
+        rng = random.Random(_seed("pairs", options.seed, doc["short_name"]))
         draw = lambda: [a.round_value(rng.uniform(a.low, a.high)) for a in attributes]  # noqa: E731
         a_values, b_values = [], []
-        for _ in range(options["pairs"]):
+        for _ in range(options.pairs):
             a, b = draw(), draw()
             while a == b:
                 b = draw()
@@ -205,12 +206,12 @@ class Preferences(ExplanationType):
                 )
             letters.append(ids[0])
         instilled = None
-        if options["reference"] == "instilled" and options["instilled_weights"]:
+        if options.reference == "instilled" and options.instilled_weights:
             from harness_plugins.builtin.preferences.report_scoring import read_weights_csv
 
-            given = read_weights_csv(options["instilled_weights"])
+            given = read_weights_csv(options.instilled_weights)
             instilled = {scenario: w for (_, scenario), w in given.items()}
-        elif options["reference"] == "instilled":
+        elif options.reference == "instilled":
             instilled = instilled_record(context.subject.spec.peft)["weights"]
 
         pairs = [self.option_pairs(doc, options) for doc in questions]
@@ -241,11 +242,11 @@ class Preferences(ExplanationType):
         for doc, (a_values, b_values) in zip(questions, pairs, strict=True):
             p_a = p_a_all[start : start + len(a_values)]
             start += len(a_values)
-            targets = p_a if options["targets"] == "probabilities" else (p_a > 0.5).astype(float)
+            targets = p_a if options.targets == "probabilities" else (p_a > 0.5).astype(float)
             differences = normalised_differences(
                 np.array(a_values), np.array(b_values), np.array(doc["low"]), np.array(doc["high"])
             )
-            fit = fit_weights(differences, targets, l2=options["l2"], seed=options["seed"])
+            fit = fit_weights(differences, targets, l2=options.l2, seed=options.seed)
             reference = list(fit.weights)
             given = None
             if instilled is not None:
@@ -311,7 +312,7 @@ class Preferences(ExplanationType):
     # ------------------------------------------------------------------ explainer
 
     def explainer_messages(
-        self, doc: Mapping[str, Any], options: Mapping[str, Any]
+        self, doc: Mapping[str, Any], options: TaskOptions
     ) -> list[dict[str, str]]:
         return introspection_messages(doc)
 

@@ -2,7 +2,8 @@
 
 The package is layered so no module imports one above it: ``canvas`` (figure, atomic
 write, error form) at the bottom; ``data`` (which numbers to draw); ``figures``, ``pairs``
-and ``injection`` (the drawings); ``command`` (reading results, the CLI) on top.
+and ``injection`` (the drawings); ``command`` (reading results, the CLI) on top. ``learning``
+(``introspect train curve``: a trained explainer's learning curve) stands alone.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
 from harness_plugins.builtin.preferences.weight_reports import Preferences
 from harness_plugins.builtin.preferences.weights_fit import instilled_choice, instilled_weights
 from harness_plugins.lm_eval_adapter.task import IntrospectTask
+from harness_plugins.options import resolve_options
 from harness_plugins.prompts.chat import encode_prompt
 from harness_plugins.registry import get_registry, reset_registry
 from harness_plugins.training.lora import TrainingConfig, read_manifest
@@ -78,8 +79,8 @@ def test_pearson_r_is_over_all_points_of_the_run():
 
 
 def test_option_pairs_are_seeded_in_range_rounded_and_distinct():
-    options = {"seed": 0, "pairs": 30}
     explanation = Preferences()
+    options = resolve_options("preferences", explanation.all_options(), {"pairs": 30})
     scenario = builtin_scenarios()[0]
     doc = {
         "short_name": scenario.short_name,
