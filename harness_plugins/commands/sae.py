@@ -36,7 +36,8 @@ def cmd_sae_train(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    from harness_plugins.commands.train import DefaultsHelpFormatter, add_option
+    from harness_plugins.commands.train import DefaultsHelpFormatter
+    from harness_plugins.commands.train_arguments import add_option
 
     sae = sub.add_parser("sae", help="sparse autoencoders: train one offline")
     actions = sae.add_subparsers(dest="action", metavar="ACTION", required=True)

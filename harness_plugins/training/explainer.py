@@ -140,6 +140,7 @@ def train_explainer(
     resume: bool = False,
     evaluation: EvalConfig | None = None,
     learn_projection: bool = True,
+    projection_learning_rate: float | None = None,
 ) -> dict[str, Any]:
     """Train ``explainer`` (a `ModelSpec`) on a shuffled mix of the types' train documents."""
     from harness_plugins.training.watch import HeldOut, LearningCurve
@@ -175,7 +176,13 @@ def train_explainer(
         from harness_plugins.training.projection_addon import ProjectionTraining
 
         subject = metadata.get("subject") or explainer.pretrained
-        addons.append(ProjectionTraining(SlotProjections.initial(sources), subject=subject))
+        addons.append(
+            ProjectionTraining(
+                SlotProjections.initial(sources),
+                learning_rate=projection_learning_rate,
+                subject=subject,
+            )
+        )
     if held:
         addons.append(
             LearningCurve(

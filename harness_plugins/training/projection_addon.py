@@ -1,8 +1,10 @@
 """Training the learned projections (`harness_plugins.prompts.projections`) with the adapter.
 
 The projections join the model as a submodule before the optimizer is built, so the
-Trainer trains them with the LoRA weights (same learning rate, same schedule); the slot
-trainer asks them for every slot's value. They are saved into each checkpoint (for
+Trainer trains them with the LoRA weights (same schedule; by default the same learning
+rate, or their own: a projection starts at ``scale * I`` or the fitted map, far from a
+decoder, and at a LoRA rate it barely moves in a few hundred steps); the slot trainer
+asks them for every slot's value. They are saved into each checkpoint (for
 ``--resume``) and, at the end, beside the adapter.
 """
 
@@ -22,8 +24,11 @@ MODULE = "introspect_projections"
 class ProjectionTraining(TrainerCallback):
     """A `train_lora` addon: trains ``projections``; ``about`` goes into projections.json."""
 
-    def __init__(self, projections: SlotProjections, **about: Any) -> None:
+    def __init__(
+        self, projections: SlotProjections, learning_rate: float | None = None, **about: Any
+    ) -> None:
         self.projections = projections
+        self.learning_rate = learning_rate
         self.about = about
 
     def attach(self, trainer: Any, tokenizer: Any, checkpoint: Path | None) -> None:
@@ -33,6 +38,27 @@ class ProjectionTraining(TrainerCallback):
         self.projections.to(device).train()
         trainer.model.add_module(MODULE, self.projections)
         trainer.slot_values = self.values
+        if self.learning_rate is not None:
+            self._own_learning_rate(trainer)
+
+    def _own_learning_rate(self, trainer: Any) -> None:
+        """The projections in their own optimizer group at ``learning_rate`` (no weight
+        decay); the scheduler then scales every group alike."""
+        create = trainer.create_optimizer
+
+        def create_optimizer(*args: Any, **kwargs: Any) -> Any:
+            optimizer = create(*args, **kwargs)
+            own = list(self.projections.parameters())
+            ids = {id(p) for p in own}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            optimizer.param_groups = [g for g in optimizer.param_groups if g["params"]]
+            optimizer.add_param_group(
+                {"params": own, "lr": self.learning_rate, "weight_decay": 0.0}
+            )
+            return optimizer
+
+        trainer.create_optimizer = create_optimizer
 
     def values(self, keys: list[str]) -> Any:
         """The slot values of a batch, through the projections (gradients flow to them)."""

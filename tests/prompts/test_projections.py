@@ -168,3 +168,36 @@ def test_the_results_record_names_the_projection(tiny_llama, adapters):
         }
         record = ReferencePipeline("features", arguments).record.as_dict()
         assert record["vector_projection"] == kind
+
+
+def test_projections_can_learn_at_their_own_rate():
+    """--projection_learning_rate: the projections leave the LoRA groups for their own."""
+    from harness_plugins.training.projection_addon import ProjectionTraining
+
+    projections = SlotProjections.initial([(torch.randn(8), 2, 1.0, None)])
+    lora = torch.nn.Linear(8, 8)
+    model = torch.nn.Module()
+    model.add_module("lora", lora)
+
+    class FakeTrainer:
+        def __init__(self):
+            self.model = model
+
+        def create_optimizer(self):
+            return torch.optim.AdamW(
+                [{"params": list(self.model.parameters()), "weight_decay": 0.01}], lr=1e-4
+            )
+
+    trainer = FakeTrainer()
+    ProjectionTraining(projections, learning_rate=5e-2).attach(trainer, None, None)
+    optimizer = trainer.create_optimizer()
+    own = {id(p) for p in projections.parameters()}
+    groups = [(g["lr"], {id(p) for p in g["params"]}) for g in optimizer.param_groups]
+    assert groups == [(1e-4, {id(p) for p in lora.parameters()}), (5e-2, own)]
+
+    shared = FakeTrainer()  # without its own rate: one group, the projections in it
+    ProjectionTraining(SlotProjections.initial([(torch.randn(8), 2, 1.0, None)])).attach(
+        shared, None, None
+    )
+    (group,) = shared.create_optimizer().param_groups
+    assert len(group["params"]) == 3
