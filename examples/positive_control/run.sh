@@ -10,7 +10,8 @@
 # (default results/positive_control), PC_STEPS, PC_LR, PC_RANK, PC_SEEDS, PC_DEVICE;
 # PC_BANK: a training concept bank (make_bank.py) for the curve and training steps only
 # (the evaluation always reads the built-in bank's test partition); PC_CURVE_STEPS,
-# PC_EVAL_STEPS, PC_EVAL_EXAMPLES, PC_PATIENCE: the curve's length and sampling.
+# PC_EVAL_STEPS, PC_EVAL_EXAMPLES, PC_PATIENCE: the curve's length and sampling;
+# PC_PROJ_LR: the learned projections' own learning rate (default: PC_LR).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
@@ -37,7 +38,8 @@ curve)
     --metadata "{$TRAIN_BASE}" --out "$OUT/curve" --max_steps "${PC_CURVE_STEPS:-60}" \
     --learning_rate "$LR" --lora_r "$RANK" --eval_steps "${PC_EVAL_STEPS:-15}" \
     --eval_examples "${PC_EVAL_EXAMPLES:-24}" --eval_max_tokens 8 --seed 0 \
-    ${PC_PATIENCE:+--early_stop_patience "$PC_PATIENCE"}
+    ${PC_PATIENCE:+--early_stop_patience "$PC_PATIENCE"} \
+    ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"}
   introspect train curve "$OUT/curve" --out "$OUT/curve/learning_curve.png" \
     --title "$SUBJECT features: held-out slice of the train partition"
   ;;
@@ -46,7 +48,8 @@ train)
     [ -f "$OUT/seed$seed/adapter_model.safetensors" ] && continue
     $NICE introspect train explainer --subject "$SUBJECT" --types features \
       --metadata "{$TRAIN_BASE}" --out "$OUT/seed$seed" --max_steps "$STEPS" \
-      --learning_rate "$LR" --lora_r "$RANK" --seed "$seed"
+      --learning_rate "$LR" --lora_r "$RANK" --seed "$seed" \
+      ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"}
   done
   ;;
 eval)
