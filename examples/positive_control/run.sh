@@ -11,7 +11,8 @@
 # PC_BANK: a training concept bank (make_bank.py) for the curve and training steps only
 # (the evaluation always reads the built-in bank's test partition); PC_CURVE_STEPS,
 # PC_EVAL_STEPS, PC_EVAL_EXAMPLES, PC_PATIENCE: the curve's length and sampling;
-# PC_PROJ_LR: the learned projections' own learning rate (default: PC_LR).
+# PC_PROJ_LR: the learned projections' own learning rate (default: PC_LR); PC_PROJ_INIT:
+# where they start (fixed, or answer_probe: fitted to the train answers' embeddings).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
@@ -39,7 +40,8 @@ curve)
     --learning_rate "$LR" --lora_r "$RANK" --eval_steps "${PC_EVAL_STEPS:-15}" \
     --eval_examples "${PC_EVAL_EXAMPLES:-24}" --eval_max_tokens 8 --seed 0 \
     ${PC_PATIENCE:+--early_stop_patience "$PC_PATIENCE"} \
-    ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"}
+    ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"} \
+    ${PC_PROJ_INIT:+--projection_init "$PC_PROJ_INIT"}
   introspect train curve "$OUT/curve" --out "$OUT/curve/learning_curve.png" \
     --title "$SUBJECT features: held-out slice of the train partition"
   ;;
@@ -49,7 +51,9 @@ train)
     $NICE introspect train explainer --subject "$SUBJECT" --types features \
       --metadata "{$TRAIN_BASE}" --out "$OUT/seed$seed" --max_steps "$STEPS" \
       --learning_rate "$LR" --lora_r "$RANK" --seed "$seed" \
-      ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"}
+      ${PC_PROJ_LR:+--projection_learning_rate "$PC_PROJ_LR"} \
+      ${PC_PROJ_INIT:+--projection_init "$PC_PROJ_INIT"} \
+    ${PC_PROJ_INIT:+--projection_init "$PC_PROJ_INIT"}
   done
   ;;
 eval)

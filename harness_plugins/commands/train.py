@@ -165,6 +165,7 @@ def cmd_train_explainer(args: argparse.Namespace) -> int:
         evaluation=_evaluation(args),
         learn_projection=args.learn_projection == "true",
         projection_learning_rate=args.projection_learning_rate,
+        projection_init=args.projection_init,
     )
     counts = ", ".join(f"{name} {stats['documents']}" for name, stats in manifest["types"].items())
     print(

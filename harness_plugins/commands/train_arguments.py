@@ -156,3 +156,12 @@ def add_explainer_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the projections' own peak learning rate (default: --learning_rate)",
     )
+    add_option(
+        group,
+        "projection_init",
+        choices=("fixed", "answer_probe"),
+        default="fixed",
+        help="where the projections start: the fixed path (scale * I, or the fitted map), or "
+        "answer_probe: a ridge map from each training slot's vector to its answer's token "
+        "embeddings (ridge by cross-validation on the training examples)",
+    )

@@ -141,6 +141,7 @@ def train_explainer(
     evaluation: EvalConfig | None = None,
     learn_projection: bool = True,
     projection_learning_rate: float | None = None,
+    projection_init: str = "fixed",
 ) -> dict[str, Any]:
     """Train ``explainer`` (a `ModelSpec`) on a shuffled mix of the types' train documents."""
     from harness_plugins.training.watch import HeldOut, LearningCurve
@@ -180,6 +181,7 @@ def train_explainer(
             ProjectionTraining(
                 SlotProjections.initial(sources),
                 learning_rate=projection_learning_rate,
+                warm_start=(examples, config.seed) if projection_init == "answer_probe" else None,
                 subject=subject,
             )
         )

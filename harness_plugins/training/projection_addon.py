@@ -25,15 +25,28 @@ class ProjectionTraining(TrainerCallback):
     """A `train_lora` addon: trains ``projections``; ``about`` goes into projections.json."""
 
     def __init__(
-        self, projections: SlotProjections, learning_rate: float | None = None, **about: Any
+        self,
+        projections: SlotProjections,
+        learning_rate: float | None = None,
+        warm_start: Any = None,
+        **about: Any,
     ) -> None:
         self.projections = projections
         self.learning_rate = learning_rate
+        self.warm_start = warm_start
+        """None, or (examples, seed): fit the projections to the answers first
+        (`harness_plugins.training.answer_probe`)."""
         self.about = about
 
     def attach(self, trainer: Any, tokenizer: Any, checkpoint: Path | None) -> None:
         if checkpoint is not None and (Path(checkpoint) / FILE).is_file():
             self.projections.load_state_dict(load_projections(checkpoint).state_dict())
+        elif self.warm_start is not None:
+            from harness_plugins.training.answer_probe import fit_answer_probe
+
+            examples, seed = self.warm_start
+            embedding = trainer.model.get_input_embeddings()
+            fit_answer_probe(self.projections, examples, tokenizer, embedding, seed)
         device = next(trainer.model.parameters()).device
         self.projections.to(device).train()
         trainer.model.add_module(MODULE, self.projections)
