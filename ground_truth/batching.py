@@ -24,7 +24,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ground_truth.errors import IntrospectError
+from ground_truth.batch_order import (
+    by_length,
+    by_prefix_then_length,
+    by_tokens,
+    check_context,
+    context_length,  # noqa: F401  (re-exported)
+)
+from ground_truth.logit_columns import logit_columns, score_tokens  # noqa: F401
 from ground_truth.prefix_reuse import (
     clean_and_patched,
     fits_window,
@@ -42,36 +49,6 @@ from ground_truth.primitive import (
     parse_site,
     sequence_index,
 )
-
-_CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
-
-
-def context_length(loaded: Any) -> int | None:
-    """The subject's context in tokens, from its config (None: unknown or unlimited)."""
-    config = getattr(getattr(loaded, "model", None), "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    for name in _CONTEXT_FIELDS:
-        value = getattr(config, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
-def check_context(loaded: Any, sequences: Sequence[Sequence[int]]) -> None:
-    """Refuse prompts longer than the subject's context: the model would read positions it
-    was never trained on (or fail mid-build), and the references would be silently wrong."""
-    limit = context_length(loaded)
-    if limit is None or not sequences:
-        return
-    longest = max(range(len(sequences)), key=lambda i: len(sequences[i]))
-    if len(sequences[longest]) > limit:
-        over = sum(len(s) > limit for s in sequences)
-        raise IntrospectError(
-            f"{over} prompt(s) are longer than the subject's context of {limit} tokens "
-            f"(the longest, prompt {longest}, has {len(sequences[longest])}); shorten or "
-            "remove the long questions in the dataset, or use a subject with a longer context"
-        )
 
 
 class SitePlan:
@@ -116,25 +93,15 @@ def position_ids(mask: torch.Tensor, width: int) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
 
 
-def score_tokens(
-    logits: torch.Tensor, ids: torch.Tensor, offset: int, start: int, length: int
-) -> tuple[torch.Tensor, bool]:
-    """Log-probabilities of tokens start..length-1 of one left-padded row, and whether
-    each was the greedy choice (all of them)."""
-    if not 1 <= start <= length:
-        raise ValueError(f"score_from {start} outside 1..{length}")
-    predicting = logits[offset + start - 1 : offset + length - 1].float().log_softmax(-1)
-    targets = ids[offset + start : offset + length]
-    chosen = predicting.gather(-1, targets[:, None])[:, 0]
-    return chosen.cpu(), bool((predicting.argmax(-1) == targets).all())
-
-
 class BatchedBackend(InterventionBackend):
     """The intervention primitive for any model that runs padded batches; see the module."""
 
     share_prefixes: bool = False
     window: int | None = None
     """The model's shortest attention window (`ground_truth.prefix_reuse.attention_window`)."""
+    length_order: bool = True
+    """With `share_prefixes`: order rows that start alike by length too (False: token
+    order alone, as before; kept to count what the length order saves)."""
 
     def __init__(self, loaded: Any, batch_size: int = 16, progress: bool = True) -> None:
         super().__init__(loaded, batch_size=batch_size, progress=progress)
@@ -156,27 +123,33 @@ class BatchedBackend(InterventionBackend):
         plan: SitePlan | None,
         *,
         past: Any = None,
-        all_logits: bool = False,
+        all_logits: bool | int = False,
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, Any]:
         """One pass over ``ids`` applying ``plan`` (None: no interventions).
 
         ``mask`` covers the cached tokens in ``past`` too; position ids come from
-        `position_ids`. Returns the logits (every column of ``ids`` with ``all_logits``,
-        else the last) and the KV cache when ``use_cache``.
+        `position_ids`. Returns the logits (every column of ``ids`` with ``all_logits``
+        True, the last n columns with an int n, else the last; `logit_columns`) and the KV
+        cache when ``use_cache``. A backend may return more columns than asked.
         """
 
     # ------------------------------------------------------------------ batching
 
-    def batches(self, sequences: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Batches of similar sequences: by length (less padding) or, to share prefixes, in
-        token order (sequences that start alike end up together). A sequence longer than
-        the subject's context is refused before any pass (`check_context`)."""
+    def batches(
+        self, sequences: Sequence[Sequence[int]], *, shared: bool | None = None
+    ) -> list[list[int]]:
+        """Batches of similar sequences: by length (less padding) or, to share prefixes
+        (``shared``, default `share_prefixes`), rows that start alike together and, among
+        those, by length (`ground_truth.batch_order`). A sequence longer than the subject's
+        context is refused before any pass (`check_context`)."""
         check_context(self.loaded, sequences)
-        if self.share_prefixes:
-            order = sorted(range(len(sequences)), key=lambda i: (tuple(sequences[i]), i))
+        if not (self.share_prefixes if shared is None else shared):
+            order = by_length(sequences)
+        elif self.length_order:
+            order = by_prefix_then_length(sequences)
         else:
-            order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+            order = by_tokens(sequences)
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def pad(self, rows: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -260,9 +233,11 @@ class BatchedBackend(InterventionBackend):
         reads: Sequence[Read] = (),
         writes: Sequence[Write] = (),
         score_from: Sequence[int] | None = None,
+        logit_ids: Sequence[int] | None = None,
         description: str = "forward",
     ) -> ForwardResult:
         lengths = [len(s) for s in sequences]
+        columns = None if logit_ids is None else torch.as_tensor(list(logit_ids), dtype=torch.long)
         batches = self.batches(sequences)
         logits: list[torch.Tensor | None] = [None] * len(sequences)
         read_values: dict[int, torch.Tensor] = {}
@@ -287,9 +262,13 @@ class BatchedBackend(InterventionBackend):
                 starts,
                 writes=writes,
                 reads=reads,
-                all_logits=bool(score_from),
+                # the scored tokens' columns and the last: rows end at the last column
+                all_logits=max(lengths[row] - score_from[row] for row in batch) + 1
+                if score_from
+                else False,
             )
-            last = out[:, -1, :].float().cpu()
+            last = out[:, -1, :] if columns is None else out[:, -1, columns.to(out.device)]
+            last = last.float().cpu()
             for i, row in enumerate(batch):
                 logits[row] = last[i]
                 if score_from:
@@ -338,7 +317,7 @@ class BatchedBackend(InterventionBackend):
         """Greedy continuations; a row stops at a stop token, or as soon as ``stop_when``
         (given the row's new tokens so far) says its text is complete."""
         lengths = [len(s) for s in sequences]
-        batches = self.batches(sequences)
+        batches = self.batches(sequences, shared=False)  # no prefix pass here: by length
         results: list[list[int]] = [[] for _ in sequences]
         stop_set = set(stop_token_ids)
         stops = torch.tensor(sorted(stop_set), dtype=torch.long, device=self.device)

@@ -206,7 +206,7 @@ def suffix_pass(
     *,
     writes: Sequence[Write] = (),
     reads: Sequence[Read] = (),
-    all_logits: bool = False,
+    all_logits: bool | int = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], SitePlan]:
     """Each row's tokens from ``starts[i]`` on, on top of row i of ``prefix`` (which holds
     its first ``starts[i]`` tokens); the cache is left as it was (cropped back).

@@ -61,7 +61,8 @@ class Read:
 
 @dataclass
 class ForwardResult:
-    """Float32 next-token logits at each sequence's last token, and the reads in order.
+    """Float32 next-token logits at each sequence's last token (over the vocabulary, or
+    the ``logit_ids`` asked for), and the reads in order.
 
     With ``score_from``, also the log-probability of each token from that index on
     (given the tokens before it) and whether each was the greedy choice: what a
@@ -104,12 +105,14 @@ class InterventionBackend(ABC):
         reads: Sequence[Read] = (),
         writes: Sequence[Write] = (),
         score_from: Sequence[int] | None = None,
+        logit_ids: Sequence[int] | None = None,
         description: str = "forward",
     ) -> ForwardResult:
         """One forward pass over every sequence (batched inside), applying ``writes``.
 
         ``score_from[i]`` (>= 1) asks for the log-probabilities of sequence i's tokens
-        from that index on (see `ForwardResult`).
+        from that index on (see `ForwardResult`). ``logit_ids``: keep only these tokens'
+        next-token logits (``last_logits`` columns in this order), not the vocabulary.
         """
 
     def forward_clean_and_patched(

@@ -79,8 +79,8 @@ def assert_rows_match(rows: torch.Tensor, reference: torch.Tensor, what: str) ->
 class LogitRecorder:
     """Every logit row a batched backend's passes compute for a real (unpadded) token.
 
-    The last column of every pass, and every unpadded column of a pass that returns all
-    of them (``score_from``); ``generated`` holds the rows computed inside ``generate``
+    The last column of every pass, and every unpadded column of a pass that returns more
+    (``score_from``: the columns of the scored tokens); ``generated`` holds the rows computed inside ``generate``
     (whose argmaxes are the greedy tokens), ``rows`` all of them.
     """
 
@@ -104,8 +104,8 @@ class LogitRecorder:
 
         def recorded_run(ids, mask, plan, **kwargs):
             logits, past = run(ids, mask, plan, **kwargs)
-            if kwargs.get("all_logits"):
-                real = mask[:, -ids.shape[1] :].bool()
+            if kwargs.get("all_logits"):  # every column, or the last n (``score_from``)
+                real = mask[:, -logits.shape[1] :].bool()
                 kept = logits[real]
             else:
                 kept = logits[:, -1]

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ground_truth.batching import BatchedBackend, SitePlan, position_ids
+from ground_truth.batching import BatchedBackend, SitePlan, logit_columns, position_ids
 from ground_truth.errors import IntrospectError
 from ground_truth.prefix_reuse import attention_window
 from ground_truth.primitive import parse_site
@@ -191,7 +191,7 @@ class HFBackend(ModuleBackend):
         plan: SitePlan | None,
         *,
         past: Any = None,
-        all_logits: bool = False,
+        all_logits: bool | int = False,
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, Any]:
         with self._hooks(plan):
@@ -201,6 +201,6 @@ class HFBackend(ModuleBackend):
                 position_ids=position_ids(mask, ids.shape[1]),
                 past_key_values=past,
                 use_cache=use_cache,
-                logits_to_keep=0 if all_logits else 1,
+                logits_to_keep=logit_columns(all_logits),
             )
         return out.logits, out.past_key_values if use_cache else None

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ground_truth.batching import BatchedBackend, SitePlan, position_ids
+from ground_truth.batching import BatchedBackend, SitePlan, logit_columns, position_ids
 from ground_truth.errors import IntrospectError
 
 
@@ -195,7 +195,7 @@ class TransformerLensBackend(BatchedBackend):
         plan: SitePlan | None,
         *,
         past: Any = None,
-        all_logits: bool = False,
+        all_logits: bool | int = False,
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, Any]:
         """One bridge pass; the plan's sites are TransformerLens hook names already."""
@@ -211,6 +211,6 @@ class TransformerLensBackend(BatchedBackend):
                 return_type="logits_and_cache" if use_cache else "logits",
                 past_key_values=past,
                 use_cache=use_cache,
-                logits_to_keep=0 if all_logits else 1,
+                logits_to_keep=logit_columns(all_logits),
             )
         return out if not use_cache else out[0], out[1] if use_cache else None

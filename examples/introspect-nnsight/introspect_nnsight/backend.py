@@ -25,7 +25,7 @@ import nnsight
 import torch
 
 from ground_truth.backends.hf import ModuleBackend, find_mlp_output, scaled_embed_hook
-from ground_truth.batching import SitePlan, position_ids
+from ground_truth.batching import SitePlan, logit_columns, position_ids
 from ground_truth.primitive import parse_site
 
 Key = tuple[str, int]  # (site kind, layer) as `parse_site` returns it
@@ -89,7 +89,7 @@ class NNsightBackend(ModuleBackend):
         plan: SitePlan | None,
         *,
         past: Any = None,
-        all_logits: bool = False,
+        all_logits: bool | int = False,
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, Any]:
         """One pass: under an nnsight trace when the plan has sites, else the plain module."""
@@ -99,7 +99,7 @@ class NNsightBackend(ModuleBackend):
             "position_ids": position_ids(mask, ids.shape[1]),
             "past_key_values": past,
             "use_cache": use_cache,
-            "logits_to_keep": 0 if all_logits else 1,
+            "logits_to_keep": logit_columns(all_logits),
         }
         sites = (
             sorted(plan.sites(), key=lambda s: _execution_order(parse_site(s, self.n_layers)))

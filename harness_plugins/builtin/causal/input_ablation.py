@@ -143,7 +143,6 @@ class InputAblation(ExplanationType):
         return [{"role": "user", "content": question_block(doc, template)}]
 
     def build_references(self, questions: Any, context: ReferenceContext) -> Any:
-        import torch
 
         tokenizer = context.subject.tokenizer
         letter_ids = []
@@ -160,8 +159,9 @@ class InputAblation(ExplanationType):
             for hinted in (True, False):
                 messages = self._subject_messages(doc, hinted, context.options)
                 sequences.append(encode_prompt(tokenizer, messages, ANSWER_PREFIX))
-        result = context.backend.forward(sequences, description="input_ablation: subject answers")
-        letter_logits = result.last_logits[:, torch.tensor(letter_ids)]
+        letter_logits = context.backend.forward(
+            sequences, logit_ids=letter_ids, description="input_ablation: subject answers"
+        ).last_logits
         hinted_logits, unhinted_logits = letter_logits[0::2], letter_logits[1::2]
         columns: dict[str, list[Any]] = {
             "subject_answer_hinted": [],

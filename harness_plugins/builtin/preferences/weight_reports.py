@@ -220,8 +220,9 @@ class Preferences(ExplanationType):
             for doc, (a_values, b_values) in zip(questions, pairs, strict=True)
             for a, b in zip(a_values, b_values, strict=True)
         ]
-        result = context.backend.forward(sequences, description="preferences: subject decisions")
-        logits = result.last_logits[:, torch.tensor(letters)]
+        logits = context.backend.forward(
+            sequences, logit_ids=letters, description="preferences: subject decisions"
+        ).last_logits
         p_a_all = torch.softmax(logits.double(), dim=-1)[:, 0].numpy()
 
         columns: dict[str, list[Any]] = {
