@@ -1,0 +1,100 @@
+"""The Trainer of `train_lora`: vector slots written over the embeddings, the answer-only
+loss (`answer_loss`), and the work and time of every step counted for the manifest."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+from harness_plugins.training.answer_loss import Work, answer_only_loss, slots_written
+
+
+class StepClock(TrainerCallback):
+    """Wall seconds of each optimizer step (the first one, which warms up, included)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.seconds.append(time.perf_counter() - self._started)
+
+    def summary(self, work: Work) -> dict[str, Any]:
+        """The counted work with step timings; the median leaves the first step out."""
+        timed = self.seconds[1:] or self.seconds
+        median = statistics.median(timed) if timed else None
+        per_step = work.steps / len(self.seconds) if self.seconds else 0
+        rate = (lambda n: round(n / work.steps * per_step / median, 1)) if median else None
+        return {
+            **vars(work),
+            "step_seconds": self.seconds,
+            "median_step_seconds": median,
+            "tokens_per_second": rate(work.tokens) if rate and work.steps else None,
+            "answer_tokens_per_second": rate(work.answer_tokens) if rate and work.steps else None,
+        }
+
+
+def slot_trainer() -> type:
+    """A Trainer that writes each batch's vectors over the embeddings at their slots, and
+    computes logits only at the positions that predict a reply token (`answer_loss`)."""
+    from transformers import Trainer
+
+    class SlotTrainer(Trainer):
+        full_logits = False
+        """True: the model's own loss, over logits at every position (same value, more memory)."""
+        trim_tail = False
+        share_prefix = False
+        """The `answer_only_loss` cuts (same loss, less work); `train_lora` turns them on."""
+        slot_values: Any = None
+        """Set: the vectors at the slots come from it (slot keys -> values; learned projections)."""
+        work: Work | None = None
+        """Set: every loss computed in training mode adds its work here."""
+
+        def _answer_only(self, return_outputs: bool) -> bool:
+            return not (
+                self.full_logits
+                or return_outputs
+                or self.label_smoother is not None
+                or self.compute_loss_func is not None
+                or self.accelerator.num_processes > 1
+            )
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            where = inputs.pop("slot_positions")
+            values = inputs.pop("slot_vectors")
+            keys = inputs.pop("slot_keys", [])
+            if self.slot_values is not None and keys:
+                values = self.slot_values(keys)
+            work = self.work if model.training else None
+            if self._answer_only(return_outputs) and "labels" in inputs:
+                # divided by the batch's label count exactly when the Trainer counts on it
+                count = num_items_in_batch if self.model_accepts_loss_kwargs else None
+                return answer_only_loss(
+                    model,
+                    inputs,
+                    count,
+                    slots=(where, values),
+                    trim_tail=self.trim_tail,
+                    share_prefix=self.share_prefix,
+                    work=work,
+                )
+            if work is not None and "attention_mask" in inputs:
+                mask = inputs["attention_mask"]
+                work.add_batch(mask, inputs.get("labels", mask.new_zeros(0)))
+                work.add_forward(mask, mask.numel())
+            with slots_written(model, where, values):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return SlotTrainer

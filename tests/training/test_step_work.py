@@ -1,0 +1,81 @@
+"""The throughput cuts (tail trimmed, shared prefix run once, rows grouped by length)
+leave the training loss and its gradients as they were, and do less counted work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness_plugins.prompts import vectors
+from harness_plugins.training.answer_loss import Work, answer_only_loss, shared_length
+from harness_plugins.training.lora import Example, _Collator, encode_example
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer in a few words."}
+
+
+def _batch(folder, with_slots: bool = True):
+    """Four rows sharing a system turn and the start of the question, then a vector each
+    (its own value), replies of unequal length (right padding)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    generator = torch.Generator().manual_seed(3)
+    table = vectors.VectorTable()
+    answers = ["a dog", "(B)", "The answer is (A). Paris.", "music"]
+    with table.active():
+        examples = []
+        for answer in answers:
+            vector = vectors.slot(torch.randn(32, generator=generator)) if with_slots else "it"
+            question = f"What is 12 + 30? Describe {vector} briefly"
+            examples.append(Example((SYSTEM, {"role": "user", "content": question}), answer))
+        rows = [encode_example(tokenizer, example, 512) for example in examples]
+    table.clear()
+    return _Collator(tokenizer.pad_token_id)(rows)
+
+
+def _loss_and_grads(folder, batch, count, **cuts):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    inputs = {k: v for k, v in batch.items() if not k.startswith("slot")}
+    slots = (batch["slot_positions"], batch["slot_vectors"])
+    work = Work()
+    loss = answer_only_loss(model, inputs, count, slots=slots, work=work, **cuts)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads, work
+
+
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_gpt2"])
+@pytest.mark.parametrize("count", [None, 9])
+def test_cuts_give_the_same_loss_and_gradients_with_less_work(arch, count, request):
+    folder = request.getfixturevalue(arch)
+    batch = _batch(folder)
+    plain_loss, plain_grads, plain = _loss_and_grads(folder, batch, count)
+    loss, grads, cut = _loss_and_grads(folder, batch, count, trim_tail=True, share_prefix=True)
+    assert loss.item() == pytest.approx(plain_loss.item(), abs=1e-5)
+    assert grads.keys() == plain_grads.keys() and grads
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], atol=1e-5, rtol=1e-4)
+    # the same data, less computed
+    assert (cut.tokens, cut.answer_tokens) == (plain.tokens, plain.answer_tokens)
+    assert cut.head_rows == plain.head_rows == plain.answer_tokens
+    assert cut.positions < 0.7 * plain.positions
+    assert cut.padded < plain.padded
+
+
+def test_the_shared_prefix_stops_before_the_first_vector_and_the_first_answer(tiny_llama):
+    from harness_plugins.training.answer_loss import predicting_positions
+
+    batch = _batch(tiny_llama)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    keep = predicting_positions(batch["labels"])
+    where = batch["slot_positions"]
+    shared = shared_length(ids, mask, keep, where)
+    assert 0 < shared == int(where[:, 1].min())
+    assert shared_length(ids, mask, keep, None) > shared  # the rows run on to the vector
+    assert shared_length(ids[:1], mask[:1], keep[:1], None) == 0  # one row: nothing to share
+    plain = _batch(tiny_llama, with_slots=False)
+    first = int(predicting_positions(plain["labels"]).any(0).nonzero()[0])
+    no_slots = (plain["input_ids"], plain["attention_mask"], predicting_positions(plain["labels"]))
+    assert shared_length(*no_slots, None) <= first
