@@ -29,14 +29,16 @@ class StepClock(TrainerCallback):
         """The counted work with step timings; the median leaves the first step out."""
         timed = self.seconds[1:] or self.seconds
         median = statistics.median(timed) if timed else None
-        per_step = work.steps / len(self.seconds) if self.seconds else 0
-        rate = (lambda n: round(n / work.steps * per_step / median, 1)) if median else None
+
+        def rate(count: int) -> float | None:  # per optimizer step, at the median step time
+            return round(count / len(self.seconds) / median, 1) if median else None
+
         return {
             **vars(work),
-            "step_seconds": self.seconds,
+            "step_seconds": [round(s, 3) for s in self.seconds],
             "median_step_seconds": median,
-            "tokens_per_second": rate(work.tokens) if rate and work.steps else None,
-            "answer_tokens_per_second": rate(work.answer_tokens) if rate and work.steps else None,
+            "tokens_per_second": rate(work.tokens),
+            "answer_tokens_per_second": rate(work.answer_tokens),
         }
 
 
