@@ -75,8 +75,8 @@ class TrainingConfig:
     """Logits at every position, as the model's own loss computes them: the same loss with
     batch x length x vocabulary floats more memory (kept to measure the saving against)."""
     group_by_length: bool = True
-    """Batch rows of similar length (the Trainer's length-grouped sampler: shuffled blocks
-    of 50 batches, sorted within), so less of each batch is padding."""
+    """Batch rows of similar length (shuffled blocks of 50 batches, sorted within; the
+    batches shuffled), so less of each batch is padding."""
     trim_tail: bool = True
     """Leave out the columns after the batch's last position that predicts a learned token."""
     share_prefix: bool = True
@@ -266,7 +266,6 @@ def train_lora(
         gradient_checkpointing_kwargs={"use_reentrant": False},
         lr_scheduler_type="cosine",
         warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         dataloader_num_workers=0,  # collating a batch takes ~2 ms: workers would cost more
     )
     trainer = _slot_trainer()(
@@ -277,6 +276,7 @@ def train_lora(
     )
     trainer.full_logits = config.full_logits
     trainer.trim_tail = config.trim_tail
+    trainer.group_by_length = config.group_by_length
     trainer.share_prefix = (
         config.share_prefix and not config.gradient_checkpointing and not config.lora_dropout
     )

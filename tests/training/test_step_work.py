@@ -79,3 +79,37 @@ def test_the_shared_prefix_stops_before_the_first_vector_and_the_first_answer(ti
     first = int(predicting_positions(plain["labels"]).any(0).nonzero()[0])
     no_slots = (plain["input_ids"], plain["attention_mask"], predicting_positions(plain["labels"]))
     assert shared_length(*no_slots, None) <= first
+
+
+def test_grouping_rows_by_length_pads_less_over_an_epoch(tiny_llama, tmp_path):
+    from ground_truth.subject import ModelSpec
+    from harness_plugins.training.lora import TrainingConfig, train_lora
+
+    questions = ["hi", "What is 12 + 30?", "Which day comes after Monday? " * 3, "A B C " * 9]
+    examples = [
+        Example(({"role": "user", "content": questions[i % 4]},), "(A) " * (1 + i % 3))
+        for i in range(24)
+    ]
+    padded = {}
+    for grouped in (False, True):
+        config = TrainingConfig(
+            batch_size=4, lora_r=2, save_steps=10**6, group_by_length=grouped, share_prefix=False
+        )
+        manifest = train_lora(
+            ModelSpec(str(tiny_llama)),
+            examples,
+            tmp_path / f"grouped-{grouped}",
+            config,
+            description={"kind": "test"},
+        )
+        work = manifest["work"]
+        assert work["steps"] == 6 and len(work["step_seconds"]) == 6
+        assert work["tokens"] == sum(len(encode(tiny_llama, e)) for e in examples)
+        padded[grouped] = work["padded"]
+    assert padded[True] < padded[False] / 2
+
+
+def encode(folder, example):
+    from transformers import AutoTokenizer
+
+    return encode_example(AutoTokenizer.from_pretrained(str(folder)), example, 512)["input_ids"]
