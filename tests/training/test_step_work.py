@@ -113,3 +113,46 @@ def encode(folder, example):
     from transformers import AutoTokenizer
 
     return encode_example(AutoTokenizer.from_pretrained(str(folder)), example, 512)["input_ids"]
+
+
+@pytest.mark.parametrize("kind", ["gemma3_window_shorter_than_prefix", "qwen2"])
+def test_the_shared_prefix_is_exact_on_other_caches(kind):
+    """Gemma 3's sliding-window layers (a window shorter than the shared prefix) and Qwen 2."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, Qwen2Config, Qwen2ForCausalLM
+
+    sizes = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "pad_token_id": 0}
+    heads = {"num_attention_heads": 4, "num_key_value_heads": 2}
+
+    def build():
+        torch.manual_seed(0)
+        if kind == "qwen2":
+            return Qwen2ForCausalLM(Qwen2Config(num_hidden_layers=2, **sizes, **heads))
+        layers = ["sliding_attention", "full_attention"] * 2
+        config = Gemma3TextConfig(
+            num_hidden_layers=4, head_dim=8, sliding_window=4, layer_types=layers, **sizes, **heads
+        )
+        return Gemma3ForCausalLM(config)
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 64, (3, 20), generator=generator)
+    ids[:, :9] = ids[0, :9]
+    mask = torch.ones_like(ids)
+    mask[1, 17:] = mask[2, 15:] = 0
+    ids[mask == 0] = 0
+    labels = ids.clone()
+    labels[:, :12] = -100
+    labels[mask == 0] = -100
+    slots = (torch.tensor([[0, 10], [1, 11], [2, 10]]), torch.randn(3, 32, generator=generator))
+    results = []
+    for cut in (False, True):
+        model, work = build(), Work()
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        loss = answer_only_loss(
+            model, batch, slots=slots, trim_tail=cut, share_prefix=cut, work=work
+        )
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters()], work.positions))
+    (plain, plain_grads, plain_positions), (cut_loss, grads, positions) = results
+    assert cut_loss == pytest.approx(plain, abs=1e-6) and positions < plain_positions
+    for grad, plain_grad in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(grad, plain_grad, atol=1e-6, rtol=1e-5)
