@@ -172,11 +172,14 @@ def answer_only_loss(
             prefix = model(
                 input_ids=ids[:1, :shared], attention_mask=mask[:1, :shared], use_cache=True
             )
-        cache = prefix.cache
-        cache.batch_repeat_interleave(ids.shape[0])
-        extra = {"cache": cache, "use_cache": True}
-        if work is not None:
-            work.add_forward(mask[:1, :shared], 0)
+        cache = getattr(prefix, "cache", None)
+        if hasattr(cache, "batch_repeat_interleave"):
+            cache.batch_repeat_interleave(ids.shape[0])
+            extra = {"cache": cache, "use_cache": True}
+            if work is not None:
+                work.add_forward(mask[:1, :shared], 0)
+        else:  # a model that returns no cache to continue from: every row runs in full
+            shared = 0
     keep = keep[:, shared:]
     with slots_written(model, where, values, shared), head_sees_only(model, keep) as record:
         logits = model(input_ids=ids[:, shared:], attention_mask=mask, **extra, **inputs).logits

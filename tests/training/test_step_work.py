@@ -156,3 +156,24 @@ def test_the_shared_prefix_is_exact_on_other_caches(kind):
     assert cut_loss == pytest.approx(plain, abs=1e-6) and positions < plain_positions
     for grad, plain_grad in zip(grads, plain_grads, strict=True):
         torch.testing.assert_close(grad, plain_grad, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_that_returns_no_cache_runs_every_row_in_full(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    batch = _batch(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama), dtype=torch.float32)
+    forward = model.forward
+
+    def without_cache(*args, **kwargs):
+        output = forward(*args, **kwargs)
+        output.cache = None
+        return output
+
+    model.forward = without_cache
+    inputs = {k: v for k, v in batch.items() if not k.startswith("slot")}
+    slots = (batch["slot_positions"], batch["slot_vectors"])
+    with torch.no_grad():
+        expected = answer_only_loss(model, inputs, slots=slots)
+        loss = answer_only_loss(model, inputs, slots=slots, share_prefix=True)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
