@@ -177,3 +177,30 @@ def test_a_model_that_returns_no_cache_runs_every_row_in_full(tiny_llama):
         expected = answer_only_loss(model, inputs, slots=slots)
         loss = answer_only_loss(model, inputs, slots=slots, share_prefix=True)
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_an_interrupted_run_resumes_with_grouped_batches(tiny_llama, tmp_path):
+    from transformers import TrainerCallback
+
+    from ground_truth.subject import ModelSpec
+    from harness_plugins.training.lora import TrainingConfig, train_lora
+
+    class Interrupt(TrainerCallback):
+        def attach(self, trainer, tokenizer, checkpoint):
+            pass
+
+        def on_step_end(self, args, state, control, **_):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    questions = ["hi", "What is 12 + 30?", "Which day comes after Monday? " * 3]
+    examples = [
+        Example(({"role": "user", "content": questions[i % 3]},), "(A) " * (1 + i % 2))
+        for i in range(12)
+    ]
+    config = TrainingConfig(batch_size=2, lora_r=2, max_steps=5, save_steps=2)
+    arguments = (ModelSpec(str(tiny_llama)), examples, tmp_path / "adapter", config)
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(*arguments, description={}, addons=[Interrupt()])
+    manifest = train_lora(*arguments, description={}, resume=True)
+    assert manifest["steps"] == 5
