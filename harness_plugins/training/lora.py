@@ -74,6 +74,15 @@ class TrainingConfig:
     full_logits: bool = False
     """Logits at every position, as the model's own loss computes them: the same loss with
     batch x length x vocabulary floats more memory (kept to measure the saving against)."""
+    group_by_length: bool = True
+    """Batch rows of similar length (shuffled blocks of 50 batches, sorted within; the
+    batches shuffled), so less of each batch is padding."""
+    trim_tail: bool = True
+    """Leave out the columns after the batch's last position that predicts a learned token."""
+    share_prefix: bool = True
+    """Run the tokens every row of a batch starts with once, not once per row. Same loss
+    (`answer_loss`); off with ``lora_dropout`` (rows would share a dropout draw) and with
+    gradient checkpointing (a recomputed block would extend the cache twice)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -151,61 +160,9 @@ class _Collator:
 
 
 def _slot_trainer() -> type:
-    """A Trainer that writes each batch's vectors over the embeddings at their slots, and
-    computes logits only at the positions that predict a reply token (`answer_loss`)."""
-    from transformers import Trainer
+    from harness_plugins.training.slot_trainer import slot_trainer
 
-    from harness_plugins.training.answer_loss import answer_only_loss
-
-    class SlotTrainer(Trainer):
-        full_logits = False
-        """True: the model's own loss, over logits at every position (same value, more memory)."""
-        slot_values: Any = None
-        """Set: the vectors at the slots come from it (slot keys -> values; learned projections)."""
-
-        def _answer_only(self, return_outputs: bool) -> bool:
-            return not (
-                self.full_logits
-                or return_outputs
-                or self.label_smoother is not None
-                or self.compute_loss_func is not None
-                or self.accelerator.num_processes > 1
-            )
-
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: dict[str, Any],
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            where = inputs.pop("slot_positions")
-            values = inputs.pop("slot_vectors")
-            keys = inputs.pop("slot_keys", [])
-            if self.slot_values is not None and keys:
-                values = self.slot_values(keys)
-            handle = None
-            if where.numel():
-
-                def write(module: Any, hook_args: Any, output: Any) -> Any:
-                    output = output.clone()
-                    output[where[:, 0], where[:, 1]] = values.to(
-                        device=output.device, dtype=output.dtype
-                    )
-                    return output
-
-                handle = model.get_input_embeddings().register_forward_hook(write)
-            try:
-                if self._answer_only(return_outputs) and "labels" in inputs:
-                    # divided by the batch's label count exactly when the Trainer counts on it
-                    count = num_items_in_batch if self.model_accepts_loss_kwargs else None
-                    return answer_only_loss(model, inputs, count)
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            finally:
-                if handle is not None:
-                    handle.remove()
-
-    return SlotTrainer
+    return slot_trainer()
 
 
 def _staging(out: Path) -> Path:
@@ -235,6 +192,8 @@ def train_lora(
 
     from ground_truth.subject import check_peft, load_tokenizer, resolve_source
     from harness_plugins.registry import get_registry
+    from harness_plugins.training.answer_loss import Work
+    from harness_plugins.training.slot_trainer import StepClock
 
     if not examples:
         raise IntrospectError("no training examples: check the scenarios or types selected")
@@ -257,7 +216,9 @@ def train_lora(
     check_peft(base)
     tokenizer = load_tokenizer(base, aliases)
     encoded = [encode_example(tokenizer, example, config.max_length) for example in examples]
-    dataset = datasets.Dataset.from_list(encoded)
+    dataset = datasets.Dataset.from_list(
+        [{**row, "length": len(row["input_ids"])} for row in encoded]
+    )
 
     model = AutoModelForCausalLM.from_pretrained(
         source.path, gguf_file=source.gguf_file, dtype=torch.float32
@@ -305,6 +266,7 @@ def train_lora(
         gradient_checkpointing_kwargs={"use_reentrant": False},
         lr_scheduler_type="cosine",
         warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps
+        dataloader_num_workers=0,  # collating a batch takes ~2 ms: workers would cost more
     )
     trainer = _slot_trainer()(
         model=model,
@@ -313,6 +275,14 @@ def train_lora(
         data_collator=_Collator(tokenizer.pad_token_id),
     )
     trainer.full_logits = config.full_logits
+    trainer.trim_tail = config.trim_tail
+    trainer.group_by_length = config.group_by_length
+    trainer.share_prefix = (
+        config.share_prefix and not config.gradient_checkpointing and not config.lora_dropout
+    )
+    trainer.work = Work()
+    clock = StepClock()
+    trainer.add_callback(clock)
     for addon in addons:
         trainer.add_callback(addon)
         addon.attach(trainer, tokenizer, checkpoints[-1] if resume and checkpoints else None)
@@ -339,6 +309,7 @@ def train_lora(
         "final_loss": losses[-1] if losses else None,
         "first_learning_rate": rates[0] if rates else None,
         "config": asdict(config),
+        "work": clock.summary(trainer.work),
         **extras,
     }
     (final / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
