@@ -12,7 +12,9 @@
 # (the evaluation always reads the built-in bank's test partition); PC_CURVE_STEPS,
 # PC_EVAL_STEPS, PC_EVAL_EXAMPLES, PC_PATIENCE: the curve's length and sampling;
 # PC_PROJ_LR: the learned projections' own learning rate (default: PC_LR); PC_PROJ_INIT:
-# where they start (fixed, or answer_probe: fitted to the train answers' embeddings).
+# where they start (fixed, or answer_probe: fitted to the train answers' embeddings);
+# PC_EVAL_BANK: evaluate on that bank's test partition instead of the built-in one (its
+# held-out concepts: the built-in test concepts plus the written ones), into eval_bank/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
@@ -27,6 +29,11 @@ NICE="nice -n 5"
 # no simulator or judge: label_match and mc_accuracy only (the simulator scores are not
 # what this control is about, and they cost most of the time)
 META_BASE='"simulation": false, "judge": "none"'
+EVAL=eval
+if [ -n "${PC_EVAL_BANK:-}" ]; then
+  META_BASE="$META_BASE, \"concepts\": \"$PC_EVAL_BANK\""
+  EVAL=eval_bank
+fi
 META="{\"subject\": \"$SUBJECT\", $META_BASE}"
 TRAIN_BASE=$META_BASE
 [ -n "${PC_BANK:-}" ] && TRAIN_BASE="$META_BASE, \"concepts\": \"$PC_BANK\""
@@ -59,9 +66,9 @@ train)
 eval)
   run() {  # name, then lm_eval arguments
     local name=$1; shift
-    [ -d "$OUT/eval/$name" ] && return 0
+    [ -d "$OUT/$EVAL/$name" ] && return 0
     $NICE lm_eval --tasks introspect_features --device "$DEVICE" --batch_size 16 \
-      --log_samples --output_path "$OUT/eval/$name" "$@"
+      --log_samples --output_path "$OUT/$EVAL/$name" "$@"
   }
   M="pretrained=$SUBJECT"
   for seed in $SEEDS; do
@@ -79,7 +86,7 @@ eval)
   run constant --model introspect_control --model_args control=constant --metadata "$META"
   ;;
 table)
-  python examples/positive_control/table.py "$OUT/eval"
+  python examples/positive_control/table.py "$OUT/$EVAL"
   ;;
 *)
   sed -n 2,10p "$0"; exit 2 ;;
