@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ground_truth.errors import IntrospectError
+from ground_truth.store import file_sha256
 
 if TYPE_CHECKING:
     from ground_truth.subject import ModelSource, ModelSpec
@@ -25,14 +26,6 @@ logger = logging.getLogger("introspect")
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 _memo_warned: set[str] = set()
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files_signature(path: Path) -> list[tuple[str, int, str]]:
@@ -49,7 +42,7 @@ def _files_signature(path: Path) -> list[tuple[str, int, str]]:
         (
             file.name if file == path else str(file.relative_to(path)),
             file.stat().st_size,
-            _sha256(file),
+            file_sha256(file),
         )
         for file in files
         if file.is_file() and ".git" not in file.relative_to(path.parent).parts

@@ -63,3 +63,14 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture
+def table():
+    """An active vector table for the test (prompts' ``<rep>`` slots land in it)."""
+    from harness_plugins.prompts import vectors
+
+    table = vectors.VectorTable()
+    with table.active():
+        yield table
+    table.clear()

@@ -42,14 +42,6 @@ class FakeMapper:
         return self.fitted.apply(vector), None
 
 
-@pytest.fixture
-def table():
-    table = vectors.VectorTable()
-    with table.active():
-        yield table
-    table.clear()
-
-
 def _train(tiny_llama, out, learn: bool):
     config = TrainingConfig(max_steps=6, batch_size=4, lora_r=4, learning_rate=1e-2, save_steps=100)
     return train_explainer(

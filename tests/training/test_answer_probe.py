@@ -15,14 +15,6 @@ from harness_plugins.training.lora import Example
 WORDS = ["ocean", "music", "winter", "money", "chess", "coffee", "bread", "tennis"]
 
 
-@pytest.fixture
-def table():
-    table = vectors.VectorTable()
-    with table.active():
-        yield table
-    table.clear()
-
-
 def _examples(embedding, tokenizer, count: int, seed: int = 0):
     """Slot vectors that are a noisy linear image of their answer's embedding."""
     mixing = torch.randn(24, 24, generator=torch.Generator().manual_seed(0))

@@ -21,14 +21,6 @@ from harness_plugins.training.lora import (
 )
 
 
-@pytest.fixture
-def table():
-    table = vectors.VectorTable()
-    with table.active():
-        yield table
-    table.clear()
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tiny_llama):
     from transformers import AutoTokenizer
