@@ -193,3 +193,10 @@ def test_importing_the_package_installs_no_excepthook():
 def test_product_code_never_points_at_an_internal_research_file():
     for path in [*_modules().values(), *(ROOT / "tasks").glob("*.yaml")]:
         assert "research.md" not in path.read_text(encoding="utf-8"), path
+
+
+def test_test_file_names_are_unique() -> None:
+    """pytest imports test modules by basename (rootdir mode): two ``test_x.py`` in two
+    folders stop the whole collection."""
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
