@@ -34,6 +34,7 @@ from ground_truth.subject import ModelSpec, load_model
 from harness_plugins.builtin.preferences.reports import decision_messages, scenario_doc
 from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
 from harness_plugins.builtin.preferences.weight_reports import Preferences
+from harness_plugins.options import resolve_options
 from harness_plugins.prompts.chat import encode_prompt
 from harness_plugins.registry import get_registry
 
@@ -59,10 +60,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def decisions(tokenizer, scenarios: int, pairs: int) -> list[list[int]]:
     """The decision prompts ``build_references`` runs, scenario after scenario."""
     kind = Preferences()
+    options = resolve_options("preferences", kind.all_options(), {"seed": 0, "pairs": pairs})
     sequences = []
     for scenario in builtin_scenarios()[:scenarios]:
         doc = scenario_doc(scenario)
-        a_values, b_values = kind.option_pairs(doc, {"seed": 0, "pairs": pairs})
+        a_values, b_values = kind.option_pairs(doc, options)
         sequences += [
             encode_prompt(tokenizer, decision_messages(doc, a, b))
             for a, b in zip(a_values, b_values, strict=True)

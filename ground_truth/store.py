@@ -93,8 +93,8 @@ def _within_cache(path: Path, final: Path) -> bool:
 @contextlib.contextmanager
 def exclusive(final: Path) -> Iterator[None]:
     """Hold a lock file beside ``final`` so that concurrent builders of it take turns."""
-    make_folder(final.parent)
-    with cache_writes(final):
+    with cache_writes(final):  # a read-only or full disk, from the first folder on
+        make_folder(final.parent)
         lock = acquire(final, label_of(final))
     try:
         yield

@@ -18,6 +18,7 @@ from ground_truth.batch_order import by_prefix_then_length
 from harness_plugins.builtin.preferences.reports import decision_messages, scenario_doc
 from harness_plugins.builtin.preferences.scenarios import builtin_scenarios
 from harness_plugins.builtin.preferences.weight_reports import Preferences
+from harness_plugins.options import resolve_options
 from harness_plugins.prompts.chat import encode_prompt
 
 
@@ -121,10 +122,11 @@ def test_logit_ids_keep_a_few_columns_of_the_vocabulary(loaded):
 def test_preference_decisions_pad_less(loaded):
     tokenizer = loaded.tokenizer
     kind = Preferences()
+    options = resolve_options("preferences", kind.all_options(), {"seed": 0, "pairs": 20})
     sequences = []
     for scenario in builtin_scenarios()[:3]:
         doc = scenario_doc(scenario)
-        a_values, b_values = kind.option_pairs(doc, {"seed": 0, "pairs": 20})
+        a_values, b_values = kind.option_pairs(doc, options)
         sequences += [
             encode_prompt(tokenizer, decision_messages(doc, a, b))
             for a, b in zip(a_values, b_values, strict=True)
