@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ground_truth.errors import IntrospectError
-from ground_truth.store import file_sha256
+from ground_truth.store import cache_root, exclusive, file_sha256, write_file_atomically
 
 if TYPE_CHECKING:
     from ground_truth.subject import ModelSource, ModelSpec
@@ -72,8 +72,6 @@ def files_key(spec: ModelSpec, source: ModelSource) -> str | None:
 
 
 def _memo_path() -> Path:
-    from ground_truth.store import cache_root
-
     return cache_root() / "fingerprints.json"
 
 
@@ -127,8 +125,6 @@ def remember_fingerprint(
     spec: ModelSpec, source: ModelSource, fingerprint: str, key: str | None = None
 ) -> None:
     """Record ``fingerprint`` for these files, so a cache hit needs no weights next time."""
-    from ground_truth.store import exclusive, write_file_atomically
-
     key = key or files_key(spec, source)
     if key is None:
         return

@@ -29,7 +29,8 @@ FILE = "projections.safetensors"
 INFO = "projections.json"
 
 
-def _name(layer: int | None) -> str:
+def layer_name(layer: int | None) -> str:
+    """A projection's name: its subject layer, or 'none' for vectors without one."""
     return "none" if layer is None else str(int(layer))
 
 
@@ -61,7 +62,9 @@ class SlotProjections(torch.nn.Module):
         """
         first: dict[str, tuple[int, int | None, float, Any]] = {}
         for vector, layer, scale, mapper in sources:
-            first.setdefault(_name(layer), (int(vector.shape[-1]), layer, float(scale), mapper))
+            first.setdefault(
+                layer_name(layer), (int(vector.shape[-1]), layer, float(scale), mapper)
+            )
         layers: dict[str, dict[str, Any]] = {}
         weights: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, (width, layer, scale, mapper) in first.items():
@@ -93,7 +96,7 @@ class SlotProjections(torch.nn.Module):
 
     def project(self, vector: Any, layer: int | None, scale: float) -> torch.Tensor:
         """The slot value of a subject vector read at ``layer`` and scaled by ``scale``."""
-        name = _name(layer)
+        name = layer_name(layer)
         if name not in self.maps:
             trained = ", ".join(sorted(self.maps)) or "none"
             raise IntrospectError(

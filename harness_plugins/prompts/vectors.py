@@ -224,6 +224,16 @@ def parse(text: str) -> list[Piece]:
     return pieces
 
 
+def slot_keys(messages: Any) -> list[str]:
+    """The key of every vector slot in a conversation's messages, in order."""
+    return [
+        piece.slot
+        for message in messages
+        for piece in parse(message["content"])
+        if piece.slot is not None
+    ]
+
+
 def strip_markers(text: str) -> str:
     """The prompt as a person would read it (vector slots shown as <rep>)."""
     return _MARKER.sub(lambda m: "<rep>" if m.group(1) else "", text)

@@ -25,6 +25,7 @@ import torch
 from ground_truth.least_squares import solve_affine
 from harness_plugins.errors import IntrospectError
 from harness_plugins.prompts import vectors
+from harness_plugins.prompts.projections import layer_name
 
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
 FOLDS = 5
@@ -35,12 +36,7 @@ def slot_answers(examples: Sequence[Any]) -> list[tuple[str, str]]:
     """(slot key, answer) of every example with exactly one vector slot."""
     found = []
     for example in examples:
-        keys = [
-            piece.slot
-            for message in example.messages
-            for piece in vectors.parse(message["content"])
-            if piece.slot is not None
-        ]
+        keys = vectors.slot_keys(example.messages)
         if len(keys) == 1:
             found.append((keys[0], example.answer))
     return found
@@ -97,9 +93,7 @@ def fit_answer_probe(
     by_layer: dict[str, list[tuple[Any, str]]] = {}
     for key, answer in slot_answers(examples):
         vector, layer, _scale = vectors.source(key)
-        by_layer.setdefault("none" if layer is None else str(int(layer)), []).append(
-            (vector, answer)
-        )
+        by_layer.setdefault(layer_name(layer), []).append((vector, answer))
     for name in projections.maps:
         pairs = by_layer.get(name, [])
         if len(pairs) < MIN_EXAMPLES:

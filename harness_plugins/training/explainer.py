@@ -119,13 +119,7 @@ def split_heldout(data: TypeData, size: int, seed: int) -> tuple[list[int], list
 
 def slot_sources(examples: Sequence[Example], mapper: Any) -> list[tuple[Any, ...]]:
     """(subject vector, layer, scale, mapper) of every vector slot in the examples."""
-    keys = [
-        piece.slot
-        for example in examples
-        for message in example.messages
-        for piece in vectors.parse(message["content"])
-        if piece.slot is not None
-    ]
+    keys = [key for example in examples for key in vectors.slot_keys(example.messages)]
     return [(*vectors.source(key), mapper) for key in keys]
 
 

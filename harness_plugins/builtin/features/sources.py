@@ -65,7 +65,6 @@ def read_pool_sites(
         backend,
         pool.texts,
         sites,
-        prefetch=sites,
         description="features: reading the concept pool (once)",
     )
 
